@@ -1,0 +1,345 @@
+//! The registry [`Cache`]: fast, resilient lookups in front of any [`Registry`].
+
+mod entry;
+mod snapshot;
+mod watch;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+use parking_lot::{Mutex, RwLock};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::{Error, RegisterOptions, Registry, Result, Service, WatchOptions, Watcher};
+use entry::Entry;
+
+pub use snapshot::{NodeRef, Snapshot};
+
+/// Options of a [`Cache`].
+#[derive(Clone, Debug)]
+pub struct CacheOptions {
+    ttl: Duration,
+    min_retry_interval: Duration,
+    not_found_ttl: Duration,
+    empty_grace: Option<Duration>,
+    watch: bool,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        CacheOptions {
+            ttl: Duration::from_secs(60),
+            min_retry_interval: Duration::from_secs(5),
+            not_found_ttl: Duration::from_secs(1),
+            empty_grace: None,
+            watch: true,
+        }
+    }
+}
+
+impl CacheOptions {
+    /// How long a node set read from the registry is served without asking again.
+    /// Watch events renew it. Default: 60 s (go-micro's `DefaultTTL`).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// After a failed lookup, how long the cache waits before asking the registry
+    /// again; meanwhile callers get the stale node set, or the error when there is
+    /// none. Default: 5 s (go-micro v5's `DefaultMinimumRetryInterval`).
+    pub fn min_retry_interval(mut self, d: Duration) -> Self {
+        self.min_retry_interval = d;
+        self
+    }
+
+    /// How long a "not found" answer is remembered before the registry is asked
+    /// again. Default: 1 s.
+    pub fn not_found_ttl(mut self, d: Duration) -> Self {
+        self.not_found_ttl = d;
+        self
+    }
+
+    /// How long the last good node set keeps being served after the registry starts
+    /// reporting no nodes for the service (a registry restarted with its data wiped,
+    /// a watch that re-listed an empty prefix, the last node deregistering). Once it
+    /// has reported none for this long, lookups fail with "not found". Default: the
+    /// TTL.
+    pub fn empty_grace(mut self, d: Duration) -> Self {
+        self.empty_grace = Some(d);
+        self
+    }
+
+    /// Whether to watch each service the cache holds and apply the events as they
+    /// come. Default: true. Without watching, changes are seen when the TTL runs out.
+    pub fn watch(mut self, on: bool) -> Self {
+        self.watch = on;
+        self
+    }
+
+    fn grace(&self) -> Duration {
+        self.empty_grace.unwrap_or(self.ttl)
+    }
+}
+
+type Flight = Shared<BoxFuture<'static, Result<Snapshot>>>;
+
+/// A caching layer over a [`Registry`], used by selectors and the HTTP broker.
+///
+/// Only [`get_service`](Registry::get_service) is cached (through [`Cache::get`]);
+/// the other methods pass through. The contract:
+///
+/// * **Fast hits.** A fresh entry is served from memory as a shared [`Snapshot`]:
+///   no registry call, no copy.
+/// * **Single flight.** Concurrent misses for one name share one registry call and
+///   its result (or error).
+/// * **Watch-driven.** After the first successful lookup of a name the cache watches
+///   it and applies create, update and delete events as they arrive (go-micro's merge
+///   rules), so changes show up without waiting for the TTL. Lost events (a lagging
+///   or failed watch) make the next lookup ask the registry again.
+/// * **Stale on error.** When the registry fails, the last node set is served and the
+///   registry is asked again at most every `min_retry_interval`.
+/// * **No transient empties.** When the registry starts reporting no nodes for a
+///   service that had some (by lookup or by events), the last good set is still
+///   served for `empty_grace`; a non-empty answer ends the grace at once.
+/// * **Fast not-found.** A name the registry does not know fails at once with
+///   [`Error::NotFound`], and that answer is remembered for `not_found_ttl`.
+///
+/// The watch tasks belong to the cache: [`Cache::stop`] ends them and waits, and
+/// dropping the last clone aborts them.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> micro_registry::Result<()> {
+/// use std::sync::Arc;
+/// use micro_registry::{Cache, MemoryRegistry, Node, RegisterOptions, Registry, Service};
+///
+/// let registry = Arc::new(MemoryRegistry::new());
+/// let svc = Service {
+///     name: "greeter".into(),
+///     version: "1.0".into(),
+///     nodes: vec![Node::new("greeter-1", "127.0.0.1:9000")],
+///     ..Default::default()
+/// };
+/// registry.register(&svc, &RegisterOptions::default()).await?;
+///
+/// let cache = Cache::new(registry);
+/// let snapshot = cache.get("greeter").await?;
+/// assert_eq!(snapshot.node_count(), 1);
+/// assert!(cache.get("nobody").await.unwrap_err().is_not_found());
+/// cache.stop().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    registry: Arc<dyn Registry>,
+    opts: CacheOptions,
+    entries: RwLock<HashMap<String, Entry>>,
+    flights: Mutex<HashMap<String, Flight>>,
+    watchers: Mutex<Watchers>,
+}
+
+#[derive(Default)]
+struct Watchers {
+    stopped: bool,
+    tasks: HashMap<String, JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("registry", &self.inner.registry.name())
+            .field("opts", &self.inner.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    /// A cache over `registry` with default options.
+    pub fn new(registry: Arc<dyn Registry>) -> Self {
+        Self::with_options(registry, CacheOptions::default())
+    }
+
+    /// A cache over `registry` with the given options.
+    pub fn with_options(registry: Arc<dyn Registry>, opts: CacheOptions) -> Self {
+        Cache {
+            inner: Arc::new(Inner {
+                registry,
+                opts,
+                entries: RwLock::new(HashMap::new()),
+                flights: Mutex::new(HashMap::new()),
+                watchers: Mutex::new(Watchers::default()),
+            }),
+        }
+    }
+
+    /// The registry behind the cache.
+    pub fn registry(&self) -> &Arc<dyn Registry> {
+        &self.inner.registry
+    }
+
+    /// The nodes of every version of `name`.
+    ///
+    /// Cancelling the call does not cancel a lookup other callers wait on.
+    pub async fn get(&self, name: &str) -> Result<Snapshot> {
+        let now = Instant::now();
+        {
+            let entries = self.inner.entries.read();
+            if let Some(e) = entries.get(name) {
+                if now < e.expires {
+                    return e.serve(now, self.inner.opts.grace());
+                }
+            }
+        }
+        self.fetch_shared(name).await
+    }
+
+    /// Forgets what the cache knows about `name` except its last good node set, so
+    /// that the next lookup asks the registry.
+    pub fn invalidate(&self, name: &str) {
+        self.inner.invalidate(name);
+    }
+
+    /// Stops every watch task and waits for them. Lookups keep working afterwards,
+    /// without watches (entries then live for the TTL).
+    pub async fn stop(&self) {
+        let tasks: Vec<JoinHandle<()>> = {
+            let mut w = self.inner.watchers.lock();
+            w.stopped = true;
+            w.tasks.drain().map(|(_, t)| t).collect()
+        };
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
+    /// Number of services being watched (for tests and metrics).
+    pub fn watched(&self) -> usize {
+        self.inner.watchers.lock().tasks.len()
+    }
+
+    async fn fetch_shared(&self, name: &str) -> Result<Snapshot> {
+        let flight = {
+            let mut flights = self.inner.flights.lock();
+            match flights.get(name) {
+                Some(f) => f.clone(),
+                None => {
+                    let inner = self.inner.clone();
+                    let key = name.to_owned();
+                    let f = async move { inner.fetch(key).await }.boxed().shared();
+                    flights.insert(name.to_owned(), f.clone());
+                    f
+                }
+            }
+        };
+        flight.await
+    }
+}
+
+impl Inner {
+    /// One registry lookup for `name`, applied to the entry; removes its own flight.
+    async fn fetch(self: Arc<Self>, name: String) -> Result<Snapshot> {
+        // A lookup that started while a throttle window was open serves from the
+        // entry without asking the registry.
+        let now = Instant::now();
+        {
+            let entries = self.entries.read();
+            if let Some(e) = entries.get(&name) {
+                if now < e.expires {
+                    let res = e.serve(now, self.opts.grace());
+                    drop(entries);
+                    self.flights.lock().remove(&name);
+                    return res;
+                }
+            }
+        }
+        let res = self.registry.get_service(&name).await;
+        let now = Instant::now();
+        let (out, start_watch) = {
+            let mut entries = self.entries.write();
+            let e = entries.entry(name.clone()).or_default();
+            let start_watch = e.apply_lookup(res, now, &self.opts, &name);
+            (e.serve(now, self.opts.grace()), start_watch)
+        };
+        self.flights.lock().remove(&name);
+        if start_watch {
+            self.clone().start_watch(&name);
+        }
+        out
+    }
+
+    fn invalidate(&self, name: &str) {
+        if let Some(e) = self.entries.write().get_mut(name) {
+            e.invalidate(Instant::now());
+        }
+    }
+
+    fn start_watch(self: Arc<Self>, name: &str) {
+        if !self.opts.watch {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut w = self.watchers.lock();
+        if w.stopped || w.tasks.get(name).is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let task = rt.spawn(watch::run(
+            Arc::downgrade(&self),
+            self.registry.clone(),
+            name.to_owned(),
+        ));
+        w.tasks.insert(name.to_owned(), task);
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for (_, t) in self.watchers.get_mut().tasks.drain() {
+            t.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl Registry for Cache {
+    async fn register(&self, service: &Service, opts: &RegisterOptions) -> Result<()> {
+        self.inner.registry.register(service, opts).await
+    }
+
+    async fn deregister(&self, service: &Service) -> Result<()> {
+        self.inner.registry.deregister(service).await
+    }
+
+    async fn get_service(&self, name: &str) -> Result<Vec<Service>> {
+        Ok(self.get(name).await?.to_vec())
+    }
+
+    async fn list_services(&self) -> Result<Vec<Service>> {
+        self.inner.registry.list_services().await
+    }
+
+    async fn watch(&self, opts: &WatchOptions) -> Result<Box<dyn Watcher>> {
+        self.inner.registry.watch(opts).await
+    }
+
+    fn name(&self) -> &'static str {
+        self.inner.registry.name()
+    }
+}
+
+/// Errors the cache reports while it serves stale data are logged, not returned.
+pub(crate) fn log_stale(name: &str, err: &Error) {
+    tracing::warn!(service = name, error = %err, "registry lookup failed; serving cached nodes");
+}

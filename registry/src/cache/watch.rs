@@ -1,0 +1,66 @@
+//! The cache's watch task: one per watched service, applying events to the entry.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Inner;
+use crate::{Error, Registry, WatchOptions};
+
+/// Longest pause between two attempts to (re)start a failed watch.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Watches `name` until the cache goes away, restarting the watch after failures
+/// with jittered exponential backoff (100 ms doubling up to 10 s). Any failure or
+/// lag may have lost events, so the entry is invalidated and the next lookup asks
+/// the registry.
+pub(super) async fn run(cache: Weak<Inner>, registry: Arc<dyn Registry>, name: String) {
+    let mut failures: u32 = 0;
+    loop {
+        // Spread the watches of many caches over time, as go-micro does.
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..100))).await;
+        match registry.watch(&WatchOptions::service(&name)).await {
+            Ok(mut watcher) => {
+                if failures > 0 {
+                    // Events may have been missed while no watch was running.
+                    let Some(inner) = cache.upgrade() else { return };
+                    inner.invalidate(&name);
+                }
+                loop {
+                    match watcher.next().await {
+                        Ok(ev) => {
+                            failures = 0;
+                            let Some(inner) = cache.upgrade() else { return };
+                            let now = Instant::now();
+                            let mut entries = inner.entries.write();
+                            if let Some(e) = entries.get_mut(&name) {
+                                e.apply_event(&ev, now, inner.opts.ttl);
+                            }
+                        }
+                        Err(Error::Lagged { missed }) => {
+                            tracing::debug!(service = %name, missed, "registry watch lagged; re-reading");
+                            let Some(inner) = cache.upgrade() else { return };
+                            inner.invalidate(&name);
+                        }
+                        Err(e) => {
+                            tracing::debug!(service = %name, error = %e, "registry watch ended");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(service = %name, error = %e, "registry watch failed to start");
+            }
+        }
+        if cache.strong_count() == 0 {
+            return;
+        }
+        failures = failures.saturating_add(1);
+        let backoff = Duration::from_millis(100)
+            .saturating_mul(1 << failures.min(7))
+            .min(MAX_BACKOFF);
+        tokio::time::sleep(backoff).await;
+    }
+}

@@ -1,0 +1,125 @@
+//! Fault injection for tests: a [`Registry`] wrapper that counts lookups and can be
+//! told to fail, answer empty, or answer slowly. Enabled by the `testing` feature.
+//!
+//! It wraps a real registry (usually [`MemoryRegistry`](crate::MemoryRegistry)); it
+//! does not stand in for one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use crate::{Error, RegisterOptions, Registry, Result, Service, WatchOptions, Watcher};
+
+/// What [`Faulty::get_service`](Registry::get_service) does instead of answering.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer from the wrapped registry.
+    #[default]
+    None,
+    /// Fail with a backend error.
+    Fail,
+    /// Answer an empty list.
+    Empty,
+    /// Fail with [`Error::NotFound`].
+    NotFound,
+}
+
+/// The test error [`Fault::Fail`] produces.
+#[derive(Debug, thiserror::Error)]
+#[error("injected failure")]
+pub struct Injected;
+
+/// A registry wrapper with injectable faults on lookups and watches.
+pub struct Faulty {
+    inner: Arc<dyn Registry>,
+    fault: Mutex<Fault>,
+    delay: Mutex<Duration>,
+    watch_fails: Mutex<bool>,
+    lookups: AtomicUsize,
+    watches: AtomicUsize,
+}
+
+impl Faulty {
+    /// Wraps `inner` with no fault.
+    pub fn new(inner: Arc<dyn Registry>) -> Self {
+        Faulty {
+            inner,
+            fault: Mutex::new(Fault::None),
+            delay: Mutex::new(Duration::ZERO),
+            watch_fails: Mutex::new(false),
+            lookups: AtomicUsize::new(0),
+            watches: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sets what lookups do from now on.
+    pub fn set_fault(&self, fault: Fault) {
+        *self.fault.lock() = fault;
+    }
+
+    /// Makes every lookup take `d` before it answers.
+    pub fn set_delay(&self, d: Duration) {
+        *self.delay.lock() = d;
+    }
+
+    /// Makes starting a watch fail (or work again).
+    pub fn set_watch_fails(&self, fails: bool) {
+        *self.watch_fails.lock() = fails;
+    }
+
+    /// How many `get_service` calls were made.
+    pub fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+
+    /// How many `watch` calls were made.
+    pub fn watches(&self) -> usize {
+        self.watches.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Registry for Faulty {
+    async fn register(&self, service: &Service, opts: &RegisterOptions) -> Result<()> {
+        self.inner.register(service, opts).await
+    }
+
+    async fn deregister(&self, service: &Service) -> Result<()> {
+        self.inner.deregister(service).await
+    }
+
+    async fn get_service(&self, name: &str) -> Result<Vec<Service>> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        let delay = *self.delay.lock();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let fault = *self.fault.lock();
+        match fault {
+            Fault::None => self.inner.get_service(name).await,
+            Fault::Fail => Err(Error::backend("faulty", "get_service", Injected)),
+            Fault::Empty => Ok(Vec::new()),
+            Fault::NotFound => Err(Error::NotFound),
+        }
+    }
+
+    async fn list_services(&self) -> Result<Vec<Service>> {
+        self.inner.list_services().await
+    }
+
+    async fn watch(&self, opts: &WatchOptions) -> Result<Box<dyn Watcher>> {
+        self.watches.fetch_add(1, Ordering::SeqCst);
+        let fails = *self.watch_fails.lock();
+        if fails {
+            return Err(Error::backend("faulty", "watch", Injected));
+        }
+        self.inner.watch(opts).await
+    }
+
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+}
