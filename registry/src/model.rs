@@ -1,7 +1,10 @@
 //! The registry model: [`Service`], [`Node`], [`Endpoint`] and [`Value`], read and
 //! written exactly as go-micro's registry JSON.
 //!
-//! Writing follows go-micro's producers field for field and in their field order:
+//! Writing follows go-micro's producers field for field and in their field order
+//! (that of go-micro v4.11 and v5: a node is written `metadata, id, address`, an
+//! endpoint `request, response, metadata, name`; v4.9 and older put `name`/`id`
+//! first, which reads the same):
 //! every field is present (no field is ever skipped), a service's empty `metadata` and
 //! `endpoints` and a value's empty `values` are written as `null` (Go's nil), while
 //! node and endpoint metadata are always objects (`{}` when empty), as go-micro
@@ -162,9 +165,9 @@ impl Serialize for Service {
 impl Serialize for Node {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("Node", 3)?;
+        st.serialize_field("metadata", &self.metadata)?;
         st.serialize_field("id", &self.id)?;
         st.serialize_field("address", &self.address)?;
-        st.serialize_field("metadata", &self.metadata)?;
         st.end()
     }
 }
@@ -172,10 +175,10 @@ impl Serialize for Node {
 impl Serialize for Endpoint {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("Endpoint", 4)?;
-        st.serialize_field("name", &self.name)?;
         st.serialize_field("request", &self.request)?;
         st.serialize_field("response", &self.response)?;
         st.serialize_field("metadata", &self.metadata)?;
+        st.serialize_field("name", &self.name)?;
         st.end()
     }
 }

@@ -1,40 +1,44 @@
 //! The model reads and writes go-micro's registry JSON field for field.
+//!
+//! `fixtures/` holds etcd values written by real go-micro v4.11.0 and v5.30.0
+//! programs (a server with the template endpoints and a subscriber, and HTTP broker
+//! subscriptions, broadcast and queue), captured verbatim.
 
 use micro_registry::{Endpoint, Node, Service, Value};
 use serde_json::json;
 
-/// A server record as go-micro v4 writes it into etcd (reference §1.6), compact.
+/// The server record of the reference (§1.6), in v4.11/v5 field order.
 const SERVER_RECORD: &str = concat!(
     r#"{"name":"helloworld","version":"latest","metadata":null,"#,
-    r#""endpoints":[{"name":"Greeter.Hello","#,
+    r#""endpoints":[{"#,
     r#""request":{"name":"Request","type":"Request","values":[{"name":"name","type":"string","values":null}]},"#,
     r#""response":{"name":"Response","type":"Response","values":[{"name":"msg","type":"string","values":null}]},"#,
-    r#""metadata":{}}],"#,
-    r#""nodes":[{"id":"helloworld-2f1c6c1e-3c0a-4a5e-9d0e-6b1d1f5b7e11","address":"10.0.0.5:38211","#,
-    r#""metadata":{"broker":"http","protocol":"mucp","registry":"etcd","server":"mucp","transport":"http"}}]}"#
+    r#""metadata":{},"name":"Greeter.Hello"}],"#,
+    r#""nodes":[{"metadata":{"broker":"http","protocol":"mucp","registry":"etcd","server":"mucp","transport":"http"},"#,
+    r#""id":"helloworld-2f1c6c1e-3c0a-4a5e-9d0e-6b1d1f5b7e11","address":"10.0.0.5:38211"}]}"#
 );
 
 /// An HTTP broker subscription record (reference §7.3): no metadata, no endpoints.
 const BROKER_RECORD: &str = concat!(
     r#"{"name":"micro.http.broker","version":"ff.http.broadcast","metadata":null,"endpoints":null,"#,
-    r#""nodes":[{"id":"events.user-6a9e0c1d-7e4b-4c4f-9a57-0e1f2a3b4c5d","address":"127.0.0.1:41234","#,
-    r#""metadata":{"broker":"http","secure":"false","topic":"events.user"}}]}"#
+    r#""nodes":[{"metadata":{"broker":"http","secure":"false","topic":"events.user"},"#,
+    r#""id":"events.user-6a9e0c1d-7e4b-4c4f-9a57-0e1f2a3b4c5d","address":"127.0.0.1:41234"}]}"#
 );
 
 /// A subscriber endpoint and a three-level value tree (root, fields, sub-fields).
 const NESTED_RECORD: &str = concat!(
     r#"{"name":"orders","version":"1.2.0","metadata":{"team":"payments"},"#,
-    r#""endpoints":[{"name":"Orders.Create","#,
+    r#""endpoints":[{"#,
     r#""request":{"name":"CreateRequest","type":"CreateRequest","values":["#,
     r#"{"name":"order","type":"Order","values":[{"name":"id","type":"string","values":null},"#,
     r#"{"name":"items","type":"[]Item","values":null}]},"#,
     r#"{"name":"tags","type":"[]string","values":null}]},"#,
     r#""response":{"name":"CreateResponse","type":"CreateResponse","values":null},"#,
-    r#""metadata":{"stream":"false"}},"#,
-    r#"{"name":"Func","request":{"name":"Event","type":"Event","values":null},"response":null,"#,
-    r#""metadata":{"subscriber":"true","topic":"orders.created"}}],"#,
-    r#""nodes":[{"id":"orders-1","address":"[::1]:9090","metadata":{"protocol":"mucp"}},"#,
-    r#"{"id":"orders-2","address":"127.0.0.1:9091","metadata":{}}]}"#
+    r#""metadata":{"stream":"false"},"name":"Orders.Create"},"#,
+    r#"{"request":{"name":"Event","type":"Event","values":null},"response":null,"#,
+    r#""metadata":{"subscriber":"true","topic":"orders.created"},"name":"Func"}],"#,
+    r#""nodes":[{"metadata":{"protocol":"mucp"},"id":"orders-1","address":"[::1]:9090"},"#,
+    r#"{"metadata":{},"id":"orders-2","address":"127.0.0.1:9091"}]}"#
 );
 
 #[test]
@@ -44,6 +48,57 @@ fn server_broker_and_nested_records_round_trip_byte_for_byte() {
         let written = serde_json::to_string(&svc).expect("encode");
         assert_eq!(written, record);
     }
+}
+
+const CAPTURED: &[(&str, &str)] = &[
+    ("v4-server", include_str!("fixtures/v4-server.json")),
+    ("v5-server", include_str!("fixtures/v5-server.json")),
+    ("v4-broker-broadcast", include_str!("fixtures/v4-broker-broadcast.json")),
+    ("v5-broker-broadcast", include_str!("fixtures/v5-broker-broadcast.json")),
+    ("v4-broker-queued", include_str!("fixtures/v4-broker-queued.json")),
+    ("v5-broker-queued", include_str!("fixtures/v5-broker-queued.json")),
+    ("v4-broker-events", include_str!("fixtures/v4-broker-events.json")),
+    ("v5-broker-events", include_str!("fixtures/v5-broker-events.json")),
+];
+
+#[test]
+fn records_written_by_go_micro_round_trip_byte_for_byte() {
+    for (name, record) in CAPTURED {
+        let svc: Service = serde_json::from_str(record).expect(name);
+        assert_eq!(serde_json::to_string(&svc).unwrap(), *record, "{name}");
+    }
+}
+
+#[test]
+fn captured_records_read_as_go_micro_meant_them() {
+    let server: Service = serde_json::from_str(CAPTURED[0].1).unwrap();
+    let names: Vec<&str> = server.endpoints.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Helloworld.BidiStream",
+            "Helloworld.Call",
+            "Helloworld.ClientStream",
+            "Helloworld.Fail",
+            "Helloworld.Meta",
+            "Helloworld.ServerStream",
+            "Func"
+        ]
+    );
+    let func = &server.endpoints[6];
+    assert_eq!(func.metadata["subscriber"], "true");
+    assert_eq!(func.metadata["topic"], "example.events");
+    assert!(func.response.is_none());
+    assert_eq!(server.endpoints[0].metadata["stream"], "true");
+    assert_eq!(server.nodes[0].metadata["protocol"], "mucp");
+
+    let queued: Service = serde_json::from_str(CAPTURED[4].1).unwrap();
+    assert_eq!((queued.name.as_str(), queued.version.as_str()), ("micro.http.broker", "workers"));
+    assert!(queued.endpoints.is_empty() && queued.metadata.is_empty());
+    assert_eq!(queued.nodes[0].metadata["topic"], "example.queued");
+    assert!(queued.nodes[0].id.starts_with("example.queued-"));
+    let broadcast: Service = serde_json::from_str(CAPTURED[2].1).unwrap();
+    assert_eq!(broadcast.version, "ff.http.broadcast");
 }
 
 #[test]
@@ -88,13 +143,13 @@ fn nested_values_and_subscriber_endpoint_are_read() {
 }
 
 #[test]
-fn v5_field_order_is_read() {
-    // go-micro v5 declares Node as (metadata, id, address) and Endpoint as
-    // (request, response, metadata, name).
-    let v5 = r#"{"name":"helloworld","version":"latest","metadata":null,
-        "endpoints":[{"request":null,"response":null,"metadata":{},"name":"Helloworld.Call"}],
-        "nodes":[{"metadata":{"protocol":"mucp"},"id":"helloworld-1","address":"127.0.0.1:1"}]}"#;
-    let svc: Service = serde_json::from_str(v5).unwrap();
+fn v4_9_field_order_is_read() {
+    // go-micro v4.9 and older write Node as (id, address, metadata) and Endpoint as
+    // (name, request, response, metadata).
+    let old = r#"{"name":"helloworld","version":"latest","metadata":null,
+        "endpoints":[{"name":"Helloworld.Call","request":null,"response":null,"metadata":{}}],
+        "nodes":[{"id":"helloworld-1","address":"127.0.0.1:1","metadata":{"protocol":"mucp"}}]}"#;
+    let svc: Service = serde_json::from_str(old).unwrap();
     assert_eq!(svc.endpoints[0].name, "Helloworld.Call");
     assert_eq!(svc.nodes[0].id, "helloworld-1");
     assert_eq!(svc.nodes[0].metadata["protocol"], "mucp");
@@ -161,8 +216,8 @@ fn every_field_is_written_even_when_empty() {
         written,
         json!({
             "name": "s", "version": "", "metadata": null,
-            "endpoints": [{"name": "A.B", "request": null, "response": null, "metadata": {}}],
-            "nodes": [{"id": "n", "address": "h:1", "metadata": {}}]
+            "endpoints": [{"request": null, "response": null, "metadata": {}, "name": "A.B"}],
+            "nodes": [{"metadata": {}, "id": "n", "address": "h:1"}]
         })
     );
     let v = serde_json::to_value(Value {
