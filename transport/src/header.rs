@@ -1,0 +1,232 @@
+//! Message headers: a small map with case-insensitive names, kept in canonical form.
+
+use std::fmt;
+
+/// Headers of a [`Message`](crate::Message).
+///
+/// go-micro models headers as a Go `map[string]string` whose keys are the canonical
+/// MIME form produced by Go's `net/http` (`micro-id` and `MICRO-ID` both become
+/// `Micro-Id`). This type behaves the same way: names are compared
+/// case-insensitively and stored in canonical form, each name has one value, and
+/// inserting an existing name replaces its value.
+///
+/// It is a short vector, not a hash map: RPC messages carry about ten headers, and a
+/// linear scan over them is faster than hashing.
+///
+/// ```
+/// use micro_transport::Header;
+///
+/// let mut h = Header::new();
+/// h.insert("micro-endpoint", "Helloworld.Call");
+/// assert_eq!(h.get("Micro-Endpoint"), Some("Helloworld.Call"));
+/// assert_eq!(h.iter().next(), Some(("Micro-Endpoint", "Helloworld.Call")));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Header {
+    entries: Vec<(String, String)>,
+}
+
+impl Header {
+    /// An empty header map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty header map with room for `n` entries.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            entries: Vec::with_capacity(n),
+        }
+    }
+
+    /// The value of `name`, compared case-insensitively.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether `name` is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Sets `name` to `value`, replacing an existing value; the name is stored in
+    /// canonical form.
+    pub fn insert(&mut self, name: impl AsRef<str>, value: impl Into<String>) {
+        let name = name.as_ref();
+        let value = value.into();
+        if let Some(slot) = self
+            .entries
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
+            slot.1 = value;
+        } else {
+            self.entries.push((canonical(name), value));
+        }
+    }
+
+    /// Removes `name` and returns its value.
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        let i = self
+            .entries
+            .iter()
+            .position(|(k, _)| k.eq_ignore_ascii_case(name))?;
+        Some(self.entries.swap_remove(i).1)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entries as `(canonical name, value)`, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Removes every entry, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<K: AsRef<str>, V: Into<String>> FromIterator<(K, V)> for Header {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut h = Header::new();
+        for (k, v) in iter {
+            h.insert(k, v);
+        }
+        h
+    }
+}
+
+impl<K: AsRef<str>, V: Into<String>> Extend<(K, V)> for Header {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.insert(k, v);
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Header {
+    type Item = (&'a str, &'a str);
+    type IntoIter = Box<dyn Iterator<Item = (&'a str, &'a str)> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+/// The canonical MIME form of a header name, as Go's `textproto.CanonicalMIMEHeaderKey`
+/// writes it: the first letter and every letter after a `-` upper case, the rest lower
+/// case. Names holding a space or a byte that is not a token character are returned
+/// unchanged, as Go does.
+pub fn canonical(name: &str) -> String {
+    if is_canonical(name) {
+        return name.to_owned();
+    }
+    if !name.bytes().all(is_token_byte) {
+        return name.to_owned();
+    }
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        out.push(if upper {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        });
+        upper = c == '-';
+    }
+    out
+}
+
+fn is_canonical(name: &str) -> bool {
+    let mut upper = true;
+    for b in name.bytes() {
+        if !is_token_byte(b) {
+            return false;
+        }
+        if upper && b.is_ascii_lowercase() || !upper && b.is_ascii_uppercase() {
+            return false;
+        }
+        upper = b == b'-';
+    }
+    true
+}
+
+/// Whether `b` may appear in an HTTP token (a header name, for instance).
+pub(crate) fn is_token_byte(b: u8) -> bool {
+    TOKEN[usize::from(b)]
+}
+
+/// RFC 9110 `tchar`: letters, digits and ``!#$%&'*+-.^_`|~``.
+static TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    table
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_forms_match_go() {
+        assert_eq!(canonical("micro-id"), "Micro-Id");
+        assert_eq!(canonical("MICRO-ID"), "Micro-Id");
+        assert_eq!(canonical("Micro-Id"), "Micro-Id");
+        assert_eq!(canonical("content-type"), "Content-Type");
+        assert_eq!(canonical("x-micro-error"), "X-Micro-Error");
+        assert_eq!(canonical("timeout"), "Timeout");
+        // not a token: left alone, like Go
+        assert_eq!(canonical("bad name"), "bad name");
+    }
+
+    #[test]
+    fn insert_replaces_case_insensitively() {
+        let mut h = Header::new();
+        h.insert("micro-id", "1");
+        h.insert("MICRO-ID", "2");
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.get("Micro-Id"), Some("2"));
+        assert_eq!(h.remove("micro-ID"), Some("2".to_owned()));
+        assert!(h.is_empty());
+    }
+}

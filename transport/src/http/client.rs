@@ -1,0 +1,249 @@
+//! The client side of a connection: writes requests, reads raw responses.
+
+use std::io;
+
+use async_trait::async_trait;
+use bytes::Buf;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::HttpTransportOptions;
+use super::codec;
+use super::conn::{Conn, LazyDeadline, Reader, after, unexpected_eof};
+use crate::{DialOptions, Error, Message, Result, Socket};
+
+/// A dialled connection. Responses are read in stream mode (go-micro's `WithStream`):
+/// each `recv` returns the next response, whichever request it answers.
+#[derive(Debug)]
+pub(crate) struct ClientSocket {
+    conn: Conn,
+    /// The `Host` header: the address as dialled.
+    host: String,
+}
+
+impl ClientSocket {
+    pub(crate) async fn connect(
+        addr: &str,
+        opts: &DialOptions,
+        topts: HttpTransportOptions,
+    ) -> Result<Self> {
+        let target = dial_target(addr)?;
+        let connect = TcpStream::connect(target.as_str());
+        let stream = match tokio::time::timeout(opts.connect_timeout, connect).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => {
+                return Err(Error::Connect {
+                    addr: addr.to_owned(),
+                    source,
+                });
+            }
+            Err(_) => {
+                let source = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+                return Err(Error::Connect {
+                    addr: addr.to_owned(),
+                    source,
+                });
+            }
+        };
+        let conn = Conn::new(stream, topts).map_err(|source| Error::Connect {
+            addr: addr.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            conn,
+            host: addr.to_owned(),
+        })
+    }
+
+    async fn read_response(&self, rd: &mut Reader, overall: Option<Instant>) -> Result<Message> {
+        let opts = &self.conn.opts;
+        let signal = &self.conn.signal;
+        loop {
+            if rd.buf.is_empty() && rd.fill(overall, signal).await? == 0 {
+                return Err(Error::Closed);
+            }
+            let mut head_deadline = LazyDeadline::new(opts.header_read_timeout, overall);
+            let head = loop {
+                match codec::parse_response(&rd.buf, opts.max_headers)? {
+                    Some(head) if head.len <= opts.max_header_size => break head,
+                    Some(head) => return Err(head_too_large(head.len, opts)),
+                    None if rd.buf.len() > opts.max_header_size => {
+                        return Err(head_too_large(rd.buf.len(), opts));
+                    }
+                    None => {
+                        if rd.fill(head_deadline.get(), signal).await? == 0 {
+                            return Err(unexpected_eof());
+                        }
+                    }
+                }
+            };
+            rd.buf.advance(head.len);
+            if head.code == 101 {
+                return Err(Error::malformed("unexpected 101 switching protocols"));
+            }
+            if (100..200).contains(&head.code) {
+                continue; // interim response (100 Continue, 103 Early Hints)
+            }
+            let body_deadline = LazyDeadline::new(opts.body_read_timeout, overall);
+            let limit = opts.max_body_size as u64;
+            let body = rd
+                .read_body(
+                    head.framing,
+                    limit,
+                    opts.max_header_size,
+                    body_deadline,
+                    signal,
+                )
+                .await?;
+            if !head.keep_alive {
+                // the server closes after this response
+                signal.close();
+                rd.io = None;
+            }
+            if head.code != 200 {
+                return Err(Error::Status {
+                    code: head.code,
+                    reason: head.reason,
+                    body,
+                });
+            }
+            return Ok(Message {
+                header: head.header,
+                body,
+            });
+        }
+    }
+}
+
+/// Checks a `host:port` address and returns what to connect to: an empty host means
+/// this machine, as in Go.
+fn dial_target(addr: &str) -> Result<String> {
+    let invalid = |reason| Error::InvalidAddress {
+        addr: addr.to_owned(),
+        reason,
+    };
+    let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
+        let (host, rest) = rest
+            .split_once(']')
+            .ok_or_else(|| invalid("unclosed bracket"))?;
+        (
+            host,
+            rest.strip_prefix(':')
+                .ok_or_else(|| invalid("missing port"))?,
+        )
+    } else {
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| invalid("missing port"))?;
+        if host.contains(':') {
+            return Err(invalid("an IPv6 host must be in brackets"));
+        }
+        (host, port)
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(invalid("invalid port"));
+    }
+    Ok(if host.is_empty() {
+        format!("127.0.0.1:{port}")
+    } else {
+        addr.to_owned()
+    })
+}
+
+fn head_too_large(size: usize, opts: &HttpTransportOptions) -> Error {
+    Error::TooLarge {
+        what: "header block",
+        size: size as u64,
+        limit: opts.max_header_size as u64,
+    }
+}
+
+#[async_trait]
+impl Socket for ClientSocket {
+    async fn send(&self, msg: &Message) -> Result<()> {
+        let signal = &self.conn.signal;
+        if signal.is_closed() {
+            return Err(Error::Closed);
+        }
+        let deadline = self.conn.opts.timeout.and_then(after);
+        let res = signal
+            .run(deadline, async {
+                let mut w = self.conn.writer.lock().await;
+                w.buf.clear();
+                codec::write_request(&mut w.buf, &self.host, &msg.header, msg.body.len());
+                w.write_with_body(&msg.body).await
+            })
+            .await;
+        if res.is_err() {
+            // a request may be half written: the connection is out of step
+            signal.close();
+        }
+        res
+    }
+
+    async fn recv(&self) -> Result<Message> {
+        let signal = &self.conn.signal;
+        if signal.is_closed() {
+            return Err(Error::Closed);
+        }
+        let overall = self.conn.opts.timeout.and_then(after);
+        let mut rd = signal
+            .run(overall, async { Ok(self.conn.reader.lock().await) })
+            .await?;
+        match self.read_response(&mut rd, overall).await {
+            Ok(msg) => Ok(msg),
+            Err(e @ Error::Status { .. }) => Err(e),
+            Err(e) => {
+                signal.close();
+                Err(e)
+            }
+        }
+    }
+
+    async fn close(&self) {
+        self.conn.close().await;
+    }
+
+    fn local_addr(&self) -> &str {
+        self.conn.local_addr()
+    }
+
+    fn remote_addr(&self) -> &str {
+        self.conn.remote_addr()
+    }
+
+    /// Also false while unread response bytes wait: such a connection is out of step
+    /// for a new call (a stream's next `recv` still reads them).
+    fn is_open(&self) -> bool {
+        self.conn.is_open(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dial_targets() {
+        assert_eq!(dial_target("127.0.0.1:80").unwrap(), "127.0.0.1:80");
+        assert_eq!(dial_target("[::1]:80").unwrap(), "[::1]:80");
+        assert_eq!(dial_target(":80").unwrap(), "127.0.0.1:80");
+        assert_eq!(
+            dial_target("example.invalid:80").unwrap(),
+            "example.invalid:80"
+        );
+        for bad in [
+            "127.0.0.1",
+            "::1:80",
+            "[::1]80",
+            "[::1:80",
+            "h:port",
+            "h:70000",
+        ] {
+            assert!(
+                matches!(dial_target(bad), Err(Error::InvalidAddress { .. })),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! HTTP/1.1 framing: parsing request and response heads (here), writing them
+//! ([`encode`]), and decoding chunked bodies ([`chunked`]). Pure functions over byte
+//! buffers; the sockets do the I/O.
+
+mod chunked;
+mod encode;
+
+use std::mem::MaybeUninit;
+
+pub(crate) use chunked::ChunkedDecoder;
+pub(crate) use encode::{ConnectionHeader, write_error, write_request, write_response};
+
+use crate::{Error, Header};
+
+/// Header slots kept on the stack while parsing; larger limits use the heap.
+const STACK_HEADERS: usize = 100;
+
+/// How a message body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Everything until the peer closes (responses only).
+    UntilEof,
+}
+
+/// The request method, as far as the server cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Method {
+    Post,
+    Head,
+    Other,
+}
+
+/// A parsed request head.
+#[derive(Debug)]
+pub(crate) struct RequestHead {
+    /// Length of the head in the buffer, request line to blank line.
+    pub(crate) len: usize,
+    pub(crate) method: Method,
+    /// HTTP/1.0 rather than HTTP/1.1.
+    pub(crate) http10: bool,
+    /// Headers: first value of each, canonical names; `Host` and `Transfer-Encoding`
+    /// left out as Go's `net/http` does.
+    pub(crate) header: Header,
+    pub(crate) framing: Framing,
+    pub(crate) expect_continue: bool,
+    /// Whether the connection stays open after the response.
+    pub(crate) keep_alive: bool,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub(crate) struct ResponseHead {
+    pub(crate) len: usize,
+    pub(crate) code: u16,
+    pub(crate) reason: String,
+    pub(crate) header: Header,
+    pub(crate) framing: Framing,
+    pub(crate) keep_alive: bool,
+}
+
+/// Why a head could not be parsed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum HeadError {
+    /// More header lines than allowed (431).
+    TooManyHeaders,
+    /// Not HTTP, or broken framing headers (400).
+    Invalid(String),
+    /// A transfer coding other than `chunked` (501).
+    UnsupportedEncoding,
+}
+
+impl From<HeadError> for Error {
+    fn from(e: HeadError) -> Self {
+        match e {
+            HeadError::TooManyHeaders => Error::malformed("too many headers"),
+            HeadError::Invalid(what) => Error::Malformed(what),
+            HeadError::UnsupportedEncoding => Error::malformed("unsupported transfer-encoding"),
+        }
+    }
+}
+
+/// What the framing headers of a message said.
+#[derive(Default)]
+struct FramingHeaders {
+    content_length: Option<u64>,
+    chunked: bool,
+    close: bool,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+/// Copies httparse headers into a [`Header`] (first value wins) and picks out the
+/// framing headers.
+fn collect(
+    raw: &[httparse::Header<'_>],
+    skip_host: bool,
+) -> Result<(Header, FramingHeaders), HeadError> {
+    let mut header = Header::with_capacity(raw.len());
+    let mut f = FramingHeaders::default();
+    for h in raw {
+        let name = h.name;
+        let value = h.value.trim_ascii();
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = parse_length(value)?;
+            if f.content_length.is_some_and(|old| old != n) {
+                return Err(HeadError::Invalid(
+                    "conflicting content-length headers".into(),
+                ));
+            }
+            f.content_length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            for coding in tokens(value) {
+                if f.chunked {
+                    // nothing may follow chunked
+                    return Err(HeadError::Invalid("chunked is not the last coding".into()));
+                }
+                if coding.eq_ignore_ascii_case(b"chunked") {
+                    f.chunked = true;
+                } else if !coding.eq_ignore_ascii_case(b"identity") {
+                    return Err(HeadError::UnsupportedEncoding);
+                }
+            }
+            continue;
+        } else if name.eq_ignore_ascii_case("connection") {
+            for t in tokens(value) {
+                f.close |= t.eq_ignore_ascii_case(b"close");
+                f.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            f.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
+        } else if skip_host && name.eq_ignore_ascii_case("host") {
+            continue;
+        }
+        if !header.contains(name) {
+            header.insert(name, value_string(value));
+        }
+    }
+    if f.chunked && f.content_length.is_some() {
+        // a request smuggling vector; RFC 9112 lets us refuse it
+        return Err(HeadError::Invalid("both content-length and chunked".into()));
+    }
+    Ok((header, f))
+}
+
+fn value_string(v: &[u8]) -> String {
+    match std::str::from_utf8(v) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(v).into_owned(),
+    }
+}
+
+fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+fn parse_length(v: &[u8]) -> Result<u64, HeadError> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(HeadError::Invalid(format!(
+            "invalid content-length {:?}",
+            String::from_utf8_lossy(v)
+        )));
+    }
+    Ok(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+fn map_parse_error(e: httparse::Error) -> HeadError {
+    match e {
+        httparse::Error::TooManyHeaders => HeadError::TooManyHeaders,
+        e => HeadError::Invalid(format!("invalid http: {e}")),
+    }
+}
+
+/// Parses a request head at the start of `buf`. `Ok(None)`: not complete yet.
+pub(crate) fn parse_request(
+    buf: &[u8],
+    max_headers: usize,
+) -> Result<Option<RequestHead>, HeadError> {
+    if max_headers <= STACK_HEADERS {
+        let mut slots = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+        parse_request_in(buf, &mut slots[..max_headers])
+    } else {
+        let mut slots = Vec::with_capacity(max_headers);
+        slots.resize_with(max_headers, MaybeUninit::uninit);
+        parse_request_in(buf, &mut slots)
+    }
+}
+
+fn parse_request_in<'b>(
+    buf: &'b [u8],
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<Option<RequestHead>, HeadError> {
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req
+        .parse_with_uninit_headers(buf, slots)
+        .map_err(map_parse_error)?
+    {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let method = match req.method {
+        Some("POST") => Method::Post,
+        Some("HEAD") => Method::Head,
+        _ => Method::Other,
+    };
+    let http10 = req.version == Some(0);
+    let (header, f) = collect(req.headers, true)?;
+    let framing = if f.chunked {
+        Framing::Chunked
+    } else {
+        match f.content_length {
+            None | Some(0) => Framing::Empty,
+            Some(n) => Framing::Length(n),
+        }
+    };
+    let keep_alive = if http10 {
+        f.keep_alive && !f.close
+    } else {
+        !f.close
+    };
+    Ok(Some(RequestHead {
+        len,
+        method,
+        http10,
+        header,
+        framing,
+        expect_continue: f.expect_continue && !http10,
+        keep_alive,
+    }))
+}
+
+/// Parses a response head at the start of `buf`. `Ok(None)`: not complete yet.
+pub(crate) fn parse_response(
+    buf: &[u8],
+    max_headers: usize,
+) -> Result<Option<ResponseHead>, HeadError> {
+    if max_headers <= STACK_HEADERS {
+        let mut slots = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+        parse_response_in(buf, &mut slots[..max_headers])
+    } else {
+        let mut slots = Vec::with_capacity(max_headers);
+        slots.resize_with(max_headers, MaybeUninit::uninit);
+        parse_response_in(buf, &mut slots)
+    }
+}
+
+fn parse_response_in<'b>(
+    buf: &'b [u8],
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<Option<ResponseHead>, HeadError> {
+    let mut rsp = httparse::Response::new(&mut []);
+    let config = httparse::ParserConfig::default();
+    let len = match config
+        .parse_response_with_uninit_headers(&mut rsp, buf, slots)
+        .map_err(map_parse_error)?
+    {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let code = rsp.code.unwrap_or_default();
+    let reason = rsp.reason.unwrap_or_default().to_owned();
+    let http10 = rsp.version == Some(0);
+    let (header, f) = collect(rsp.headers, false)?;
+    let framing = if (100..200).contains(&code) || code == 204 || code == 304 {
+        Framing::Empty
+    } else if f.chunked {
+        Framing::Chunked
+    } else {
+        match f.content_length {
+            Some(0) => Framing::Empty,
+            Some(n) => Framing::Length(n),
+            None => Framing::UntilEof,
+        }
+    };
+    let keep_alive = framing != Framing::UntilEof
+        && if http10 {
+            f.keep_alive && !f.close
+        } else {
+            !f.close
+        };
+    Ok(Some(ResponseHead {
+        len,
+        code,
+        reason,
+        header,
+        framing,
+        keep_alive,
+    }))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,364 @@
+use bytes::{BufMut, BytesMut};
+
+use super::encode::{USER_AGENT, put_u64};
+use super::*;
+
+/// What go-micro's Go client writes for a JSON call.
+const GO_REQUEST: &[u8] = b"POST / HTTP/1.1\r\n\
+Host: 127.0.0.1:8080\r\n\
+User-Agent: Go-http-client/1.1\r\n\
+Content-Length: 16\r\n\
+Accept: application/json\r\n\
+Content-Type: application/json\r\n\
+Micro-Endpoint: Greeter.Hello\r\n\
+Micro-Id: 0\r\n\
+Micro-Method: Greeter.Hello\r\n\
+Micro-Service: greeter\r\n\
+Timeout: 5000000000\r\n\
+\r\n\
+{\"name\":\"John\"}\n";
+
+#[test]
+fn parses_go_micro_request() {
+    let head = parse_request(GO_REQUEST, 100).unwrap().unwrap();
+    assert_eq!(head.len, GO_REQUEST.len() - 16);
+    assert_eq!(head.method, Method::Post);
+    assert!(!head.http10);
+    assert!(head.keep_alive);
+    assert!(!head.expect_continue);
+    assert_eq!(head.framing, Framing::Length(16));
+    let h = &head.header;
+    assert_eq!(h.get("Micro-Service"), Some("greeter"));
+    assert_eq!(h.get("Micro-Endpoint"), Some("Greeter.Hello"));
+    assert_eq!(h.get("Micro-Method"), Some("Greeter.Hello"));
+    assert_eq!(h.get("Micro-Id"), Some("0"));
+    assert_eq!(h.get("Timeout"), Some("5000000000"));
+    assert_eq!(h.get("Content-Type"), Some("application/json"));
+    assert_eq!(h.get("User-Agent"), Some("Go-http-client/1.1"));
+    assert_eq!(h.get("Content-Length"), Some("16"));
+    // Go's net/http moves Host out of the header map
+    assert_eq!(h.get("Host"), None);
+}
+
+#[test]
+fn partial_heads_need_more() {
+    for cut in [0, 1, 10, 40, GO_REQUEST.len() - 20] {
+        assert!(
+            parse_request(&GO_REQUEST[..cut], 100).unwrap().is_none(),
+            "cut at {cut}"
+        );
+    }
+}
+
+#[test]
+fn names_are_canonical_and_first_value_wins() {
+    let raw =
+        b"POST /any/path HTTP/1.1\r\nmicro-id: 1\r\nMICRO-ID: 2\r\nx-custom:  padded \t\r\n\r\n";
+    let head = parse_request(raw, 100).unwrap().unwrap();
+    let entries: Vec<_> = head.header.iter().collect();
+    assert_eq!(entries, [("Micro-Id", "1"), ("X-Custom", "padded")]);
+    assert_eq!(head.framing, Framing::Empty);
+}
+
+#[test]
+fn methods_versions_and_connection() {
+    let get = parse_request(b"GET / HTTP/1.1\r\n\r\n", 100)
+        .unwrap()
+        .unwrap();
+    assert_eq!(get.method, Method::Other);
+    let head = parse_request(b"HEAD / HTTP/1.1\r\n\r\n", 100)
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.method, Method::Head);
+
+    let old = parse_request(b"POST / HTTP/1.0\r\n\r\n", 100)
+        .unwrap()
+        .unwrap();
+    assert!(old.http10 && !old.keep_alive);
+    let old_ka = parse_request(b"POST / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", 100)
+        .unwrap()
+        .unwrap();
+    assert!(old_ka.keep_alive);
+    let close = parse_request(b"POST / HTTP/1.1\r\nConnection: foo, close\r\n\r\n", 100)
+        .unwrap()
+        .unwrap();
+    assert!(!close.keep_alive);
+}
+
+#[test]
+fn framing_headers() {
+    let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n";
+    let head = parse_request(chunked, 100).unwrap().unwrap();
+    assert_eq!(head.framing, Framing::Chunked);
+    assert!(head.expect_continue);
+    assert_eq!(head.header.get("Transfer-Encoding"), None);
+
+    let both = b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert!(matches!(
+        parse_request(both, 100),
+        Err(HeadError::Invalid(_))
+    ));
+    let gzip = b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+    assert_eq!(
+        parse_request(gzip, 100).unwrap_err(),
+        HeadError::UnsupportedEncoding
+    );
+    let after = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n";
+    assert!(matches!(
+        parse_request(after, 100),
+        Err(HeadError::Invalid(_))
+    ));
+
+    for bad in ["-1", "1x", "", "+5", "99999999999999999999"] {
+        let raw = format!("POST / HTTP/1.1\r\nContent-Length: {bad}\r\n\r\n");
+        assert!(
+            matches!(
+                parse_request(raw.as_bytes(), 100),
+                Err(HeadError::Invalid(_))
+            ),
+            "{bad}"
+        );
+    }
+    let same = b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n";
+    assert_eq!(
+        parse_request(same, 100).unwrap().unwrap().framing,
+        Framing::Length(3)
+    );
+    let differ = b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n";
+    assert!(matches!(
+        parse_request(differ, 100),
+        Err(HeadError::Invalid(_))
+    ));
+}
+
+#[test]
+fn header_count_limit() {
+    let mut raw = String::from("POST / HTTP/1.1\r\n");
+    for i in 0..5 {
+        raw.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    raw.push_str("\r\n");
+    assert!(parse_request(raw.as_bytes(), 5).unwrap().is_some());
+    assert_eq!(
+        parse_request(raw.as_bytes(), 4).unwrap_err(),
+        HeadError::TooManyHeaders
+    );
+    // limits above the stack slots use the heap
+    let mut many = String::from("POST / HTTP/1.1\r\n");
+    for i in 0..150 {
+        many.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    assert_eq!(
+        parse_request(many.as_bytes(), 100).unwrap_err(),
+        HeadError::TooManyHeaders
+    );
+    assert_eq!(
+        parse_request(many.as_bytes(), 200)
+            .unwrap()
+            .unwrap()
+            .header
+            .len(),
+        150
+    );
+}
+
+#[test]
+fn garbage_is_invalid() {
+    for garbage in [
+        &b"\x16\x03\x01\x02\x00\x01\x00"[..],
+        b"hello world\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\n",
+    ] {
+        assert!(matches!(
+            parse_request(garbage, 100),
+            Err(HeadError::Invalid(_))
+        ));
+    }
+}
+
+#[test]
+fn parses_responses() {
+    let raw = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 17\r\n\r\nan error occurred";
+    let head = parse_response(raw, 100).unwrap().unwrap();
+    assert_eq!(
+        (head.code, head.reason.as_str()),
+        (500, "Internal Server Error")
+    );
+    assert_eq!(head.framing, Framing::Length(17));
+    assert!(head.keep_alive);
+
+    let eof = parse_response(b"HTTP/1.1 200 OK\r\nX: y\r\n\r\n", 100)
+        .unwrap()
+        .unwrap();
+    assert_eq!(eof.framing, Framing::UntilEof);
+    assert!(!eof.keep_alive);
+    let cont = parse_response(b"HTTP/1.1 100 Continue\r\n\r\n", 100)
+        .unwrap()
+        .unwrap();
+    assert_eq!(cont.framing, Framing::Empty);
+    let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    let chunked = parse_response(chunked, 100).unwrap().unwrap();
+    assert_eq!(chunked.framing, Framing::Chunked);
+    assert!(!chunked.keep_alive);
+    let no_reason = parse_response(b"HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n", 100);
+    assert_eq!(no_reason.unwrap().unwrap().reason, "");
+}
+
+#[test]
+fn writes_requests_like_go() {
+    let mut h = Header::new();
+    h.insert("content-type", "application/json");
+    h.insert("micro-id", "7");
+    h.insert("Content-Length", "999"); // never trusted: the real length is written
+    h.insert("Host", "elsewhere");
+    let mut buf = BytesMut::new();
+    write_request(&mut buf, "127.0.0.1:8080", &h, 2);
+    let expected = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: {USER_AGENT}\r\n\
+         Content-Length: 2\r\nContent-Type: application/json\r\nMicro-Id: 7\r\n\r\n"
+    );
+    assert_eq!(std::str::from_utf8(&buf).unwrap(), expected);
+
+    h.insert("User-Agent", "custom/1");
+    buf.clear();
+    write_request(&mut buf, "h:1", &h, 0);
+    assert!(
+        std::str::from_utf8(&buf)
+            .unwrap()
+            .contains("\r\nUser-Agent: custom/1\r\n")
+    );
+}
+
+#[test]
+fn writes_responses() {
+    let mut h = Header::new();
+    h.insert("Micro-Id", "3");
+    h.insert("Connection", "keep-alive"); // the socket decides
+    let mut buf = BytesMut::new();
+    write_response(&mut buf, &h, 26, ConnectionHeader::None);
+    assert_eq!(
+        &buf[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 26\r\nMicro-Id: 3\r\n\r\n"
+    );
+    buf.clear();
+    write_response(&mut buf, &Header::new(), 0, ConnectionHeader::Close);
+    assert_eq!(
+        &buf[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+
+    buf.clear();
+    write_error(
+        &mut buf,
+        405,
+        "Method Not Allowed",
+        ConnectionHeader::None,
+        false,
+    );
+    let text = std::str::from_utf8(&buf).unwrap();
+    assert!(text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+    assert!(text.contains("\r\nAllow: POST\r\n"));
+    assert!(text.ends_with("\r\nContent-Length: 23\r\n\r\n405 Method Not Allowed\n"));
+    buf.clear();
+    write_error(
+        &mut buf,
+        405,
+        "Method Not Allowed",
+        ConnectionHeader::Close,
+        true,
+    );
+    assert!(
+        std::str::from_utf8(&buf)
+            .unwrap()
+            .ends_with("Connection: close\r\nContent-Length: 23\r\n\r\n")
+    );
+}
+
+#[test]
+fn header_injection_is_impossible() {
+    let mut h = Header::new();
+    h.insert("X-Evil", "a\r\nInjected: yes\r\n\r\nbody");
+    h.insert("X-Tail", " v\r\n");
+    h.insert("Bad Name", "v");
+    h.insert("Bad:Name", "v");
+    h.insert("X-Ctl", "a\0b\x7fc\td");
+    let mut buf = BytesMut::new();
+    write_response(&mut buf, &h, 0, ConnectionHeader::None);
+    let text = std::str::from_utf8(&buf).unwrap();
+    assert_eq!(
+        text,
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Evil: a  Injected: yes    body\r\n\
+         X-Tail: v\r\nX-Ctl: a b c\td\r\n\r\n"
+    );
+    // and what we wrote parses back as exactly those headers
+    let head = parse_response(&buf, 100).unwrap().unwrap();
+    assert_eq!(head.header.len(), 4);
+    assert_eq!(head.header.get("Injected"), None);
+}
+
+#[test]
+fn writes_numbers() {
+    for n in [0u64, 7, 10, 99, 12345, u64::MAX] {
+        let mut buf = BytesMut::new();
+        put_u64(&mut buf, n);
+        assert_eq!(std::str::from_utf8(&buf).unwrap(), n.to_string());
+    }
+}
+
+fn decode_all(input: &[u8], step: usize, limit: u64) -> Result<(Vec<u8>, usize), Error> {
+    let mut dec = ChunkedDecoder::default();
+    let mut buf = BytesMut::new();
+    let mut out = BytesMut::new();
+    for piece in input.chunks(step) {
+        buf.put_slice(piece);
+        if dec.decode(&mut buf, &mut out, limit, 1024)? {
+            return Ok((out.to_vec(), buf.len()));
+        }
+    }
+    Err(Error::malformed("incomplete"))
+}
+
+#[test]
+fn chunked_bodies_decode_in_any_split() {
+    let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-Trailer: t\r\n\r\nNEXT";
+    for step in 1..body.len() {
+        let (out, left) = decode_all(body, step, 100).unwrap();
+        assert_eq!(out, b"Wikipedia in\r\n\r\nchunks.", "step {step}");
+        // the bytes of the next message stay in the buffer (all of them once the
+        // whole input was fed)
+        assert!(left <= 4);
+    }
+}
+
+#[test]
+fn chunked_errors() {
+    assert!(matches!(
+        decode_all(b"10\r\n0123456789abcdef\r\n0\r\n\r\n", 64, 15),
+        Err(Error::TooLarge {
+            what: "body",
+            size: 16,
+            limit: 15
+        })
+    ));
+    assert!(matches!(
+        decode_all(b"zz\r\n", 64, 100),
+        Err(Error::Malformed(_))
+    ));
+    assert!(matches!(
+        decode_all(b"\r\n", 64, 100),
+        Err(Error::Malformed(_))
+    ));
+    assert!(matches!(
+        decode_all(b"3\r\nabcX\r\n", 64, 100),
+        Err(Error::Malformed(_))
+    ));
+    let long_trailer = format!("0\r\nX: {}\r\n\r\n", "a".repeat(2000));
+    assert!(matches!(
+        decode_all(long_trailer.as_bytes(), 64, 100),
+        Err(Error::TooLarge {
+            what: "trailer section",
+            ..
+        })
+    ));
+}

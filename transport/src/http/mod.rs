@@ -1,0 +1,224 @@
+//! go-micro's HTTP transport.
+//!
+//! On the wire every message is one HTTP/1.1 exchange on a long-lived TCP connection:
+//! the client writes a `POST / HTTP/1.1` request per message (headers = message
+//! headers, body = message body) and the server answers with raw `HTTP/1.1 200 OK`
+//! responses, one per message it sends. A stream sends several responses for one
+//! request, which is why the framing is written by hand here and not by an HTTP
+//! library. Go services built with go-micro's default transport and ours call each
+//! other both ways.
+//!
+//! A received message's headers are the request's (or response's) headers, first
+//! value of each, names in canonical form (`micro-id` becomes `Micro-Id`); like Go's
+//! `net/http`, `Host` and `Transfer-Encoding` are left out and `Content-Length` is
+//! kept. Writing a message, header values have control characters (CR, LF) replaced
+//! by spaces and headers whose names are not HTTP tokens are skipped, so a header can
+//! never split the message; the framing headers are always the transport's own.
+//!
+//! The server is strict where go-micro is lax, so that a misbehaving peer costs one
+//! connection and nothing else: methods other than `POST` get `405 Method Not
+//! Allowed` (and the connection keeps serving), oversized heads get `431`, oversized
+//! bodies `413`, garbage `400`, and slow or silent peers are disconnected by the
+//! timeouts of [`HttpTransportOptions`]. Apart from the `405`, each of these closes the
+//! connection after the error response, and the server socket's `recv` then returns
+//! the matching error ([`Error::TooLarge`](crate::Error::TooLarge),
+//! [`Error::Malformed`](crate::Error::Malformed), [`Error::Timeout`](crate::Error::Timeout))
+//! so that the server loop can log it and drop the socket. `Listener::accept` never
+//! sees them.
+//!
+//! ```
+//! use micro_transport::{DialOptions, HttpTransport, Message, Transport};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> micro_transport::Result<()> {
+//! let transport = HttpTransport::new();
+//! let listener = transport.listen("127.0.0.1:0").await?;
+//! let addr = listener.addr();
+//! let server = tokio::spawn(async move {
+//!     let socket = listener.accept().await?;
+//!     let request = socket.recv().await?;
+//!     socket.send(&request).await // echo
+//! });
+//!
+//! let client = transport.dial(&addr, &DialOptions::default()).await?;
+//! let mut msg = Message::default();
+//! msg.header.insert("Content-Type", "application/json");
+//! msg.body = "{}".into();
+//! client.send(&msg).await?;
+//! let reply = client.recv().await?;
+//! assert_eq!(reply.body, msg.body);
+//! server.await.expect("server task")?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+mod codec;
+mod conn;
+mod listener;
+mod server;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{DialOptions, Listener, Result, Socket, Transport};
+
+/// Options of the [`HttpTransport`]. Build with [`HttpTransportOptions::new`] (or
+/// `default()`) and the setters; each setter documents its default.
+///
+/// Options that take a duration accept a `Duration` or `None`; `None` turns the limit
+/// off.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpTransportOptions {
+    max_body_size: usize,
+    max_header_size: usize,
+    max_headers: usize,
+    header_read_timeout: Option<Duration>,
+    body_read_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    timeout: Option<Duration>,
+}
+
+impl Default for HttpTransportOptions {
+    fn default() -> Self {
+        Self {
+            max_body_size: 4 * 1024 * 1024,
+            max_header_size: 64 * 1024,
+            max_headers: 100,
+            header_read_timeout: Some(Duration::from_secs(10)),
+            body_read_timeout: Some(Duration::from_secs(30)),
+            idle_timeout: Some(Duration::from_secs(300)),
+            timeout: None,
+        }
+    }
+}
+
+impl HttpTransportOptions {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Largest message body accepted, in either direction of reading. Default: 4 MiB
+    /// (go-micro's default gRPC and HTTP/2 message size; RPC payloads are far smaller).
+    /// A server answers a larger request with `413 Payload Too Large` without reading
+    /// it and closes the connection.
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
+        self.max_body_size = bytes;
+        self
+    }
+
+    /// Largest header block (request or status line and all headers). Default: 64 KiB,
+    /// far above the 1 to 2 KiB an RPC message carries, and below Go's 1 MiB so that
+    /// a hostile peer cannot make us buffer much. A server answers a larger block with
+    /// `431 Request Header Fields Too Large` and closes the connection.
+    pub fn max_header_size(mut self, bytes: usize) -> Self {
+        self.max_header_size = bytes;
+        self
+    }
+
+    /// Most header lines in one message. Default: 100 (an RPC message carries about
+    /// ten). More gets `431` from a server.
+    pub fn max_headers(mut self, count: usize) -> Self {
+        self.max_headers = count;
+        self
+    }
+
+    /// How long a message's headers may take to arrive, from its first byte to the
+    /// end of the header block. Default: 10 s (Go's servers use 5 s for the first
+    /// request; a little more slack for busy machines). Protects against peers that
+    /// start a message and stall.
+    pub fn header_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.header_read_timeout = timeout.into();
+        self
+    }
+
+    /// How long a message's body may take to arrive once its headers have. Default:
+    /// 30 s, enough for a 4 MiB body over a slow link.
+    pub fn body_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.body_read_timeout = timeout.into();
+        self
+    }
+
+    /// How long a server connection may stay silent in both directions, with every
+    /// request answered, before the server closes it. Default: 5 min, well above
+    /// go-micro's 1 min connection pool TTL, so that a client never picks a pooled
+    /// connection the server is about to close; a stream that is silent for this long
+    /// is closed too. Requests still waiting for their first response keep the
+    /// connection open however long they take.
+    pub fn idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.idle_timeout = timeout.into();
+        self
+    }
+
+    /// Deadline for each `send` and each `recv`, like go-micro's transport `Timeout`
+    /// option. Default: none (as in go-micro), because a receive often waits for a
+    /// handler or for the next message of a stream; RPC deadlines live in the client
+    /// and server instead.
+    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeout = timeout.into();
+        self
+    }
+}
+
+/// go-micro's HTTP transport (`name()` = `"http"`); see the [module docs](self).
+///
+/// Cheap to clone; clones share nothing but their options. Its sockets and listeners
+/// need a Tokio runtime with I/O and time enabled.
+#[derive(Clone, Debug, Default)]
+pub struct HttpTransport {
+    opts: HttpTransportOptions,
+}
+
+impl HttpTransport {
+    /// A transport with default options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A transport with the given options.
+    pub fn with_options(opts: HttpTransportOptions) -> Self {
+        Self { opts }
+    }
+
+    /// The transport's options.
+    pub fn options(&self) -> &HttpTransportOptions {
+        &self.opts
+    }
+
+    /// A listener serving on a socket bound elsewhere (go-micro's `NetListener` listen
+    /// option): for sockets handed over by a supervisor, or bound with options this
+    /// crate does not set.
+    ///
+    /// Must be called from within a Tokio runtime; outside one it fails.
+    pub fn listener_from_std(&self, listener: std::net::TcpListener) -> Result<Box<dyn Listener>> {
+        Ok(Box::new(listener::HttpListener::from_std(
+            listener, self.opts,
+        )?))
+    }
+}
+
+#[async_trait]
+impl Transport for HttpTransport {
+    /// Connects to `host:port` (an IPv6 host in brackets) within
+    /// `opts.connect_timeout`. Cancelling the future abandons the attempt.
+    async fn dial(&self, addr: &str, opts: &DialOptions) -> Result<Box<dyn Socket>> {
+        Ok(Box::new(
+            client::ClientSocket::connect(addr, opts, self.opts).await?,
+        ))
+    }
+
+    /// Listens on `host:port`. Port 0 picks a free port; `host:min-max` binds the first
+    /// free port of the range (go-micro v4). An empty host (`:8080`) listens on all
+    /// IPv4 interfaces; use `[::]:8080` for IPv6.
+    async fn listen(&self, addr: &str) -> Result<Box<dyn Listener>> {
+        Ok(Box::new(
+            listener::HttpListener::bind(addr, self.opts).await?,
+        ))
+    }
+
+    fn name(&self) -> &'static str {
+        "http"
+    }
+}

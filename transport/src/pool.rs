@@ -1,0 +1,298 @@
+//! A pool of idle client connections per address, for unary calls.
+//!
+//! Works like go-micro's pool: a LIFO stack of idle connections per address, a
+//! connection older than the TTL (age since dial, not idle time) is closed instead of
+//! reused, and a released connection is closed when its address already holds `size`
+//! idle ones. Unlike go-micro, a connection the peer has closed is never handed out
+//! ([`Socket::is_open`] is checked), the pool is keyed by the address as dialled (so
+//! host names pool too), and a [`Pooled`] that is dropped without
+//! [`release`](Pooled::release) is closed, so a cancelled call never returns a
+//! half-used connection to the pool. There is no background task.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use micro_transport::{DialOptions, MemoryTransport, Pool, PoolOptions, Transport};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> micro_transport::Result<()> {
+//! let transport = MemoryTransport::new();
+//! let _listener = transport.listen("svc").await?;
+//! let pool = Pool::new(Arc::new(transport), PoolOptions::new().size(2));
+//!
+//! let conn = pool.get("svc", &DialOptions::default()).await?;
+//! assert!(!conn.is_reused());
+//! // ... send a request and read the response on `conn` ...
+//! conn.release();
+//! assert_eq!(pool.idle_count("svc"), 1);
+//! assert!(pool.get("svc", &DialOptions::default()).await?.is_reused());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::{DialOptions, Result, Socket, Transport};
+
+/// Options of a [`Pool`]; build with [`PoolOptions::new`] and the setters.
+#[derive(Clone, Debug)]
+pub struct PoolOptions {
+    size: usize,
+    ttl: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            size: 100,
+            ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+impl PoolOptions {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Most idle connections kept per address. Default: 100 (go-micro's
+    /// `DefaultPoolSize`). 0 keeps none: every call dials.
+    pub fn size(mut self, size: usize) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// Longest a connection is used, counted from its dial. Default: 60 s (go-micro's
+    /// `DefaultPoolTTL`); servers keep idle connections open longer than this (our
+    /// HTTP transport: 5 min), so a pooled connection is retired before the server
+    /// drops it.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+}
+
+/// Idle client connections per address; cheap to clone (clones share the pool).
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    transport: Arc<dyn Transport>,
+    opts: PoolOptions,
+    idle: Mutex<Idle>,
+}
+
+#[derive(Default)]
+struct Idle {
+    by_addr: HashMap<String, Vec<IdleConn>>,
+    /// Empty stacks are dropped when the map grows past this many addresses.
+    prune_at: usize,
+}
+
+struct IdleConn {
+    socket: Box<dyn Socket>,
+    created: Instant,
+}
+
+/// Address count below which empty stacks are kept (no pruning work).
+const PRUNE_MIN: usize = 64;
+
+impl Pool {
+    /// A pool dialling through `transport`.
+    pub fn new(transport: Arc<dyn Transport>, opts: PoolOptions) -> Self {
+        let idle = Idle {
+            by_addr: HashMap::new(),
+            prune_at: PRUNE_MIN,
+        };
+        Self {
+            inner: Arc::new(Inner {
+                transport,
+                opts,
+                idle: Mutex::new(idle),
+            }),
+        }
+    }
+
+    /// The transport the pool dials with.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.inner.transport
+    }
+
+    /// A connection to `addr`: the most recently released idle one that is younger than
+    /// the TTL and still open, or else a new one dialled with `opts`. Idle connections
+    /// found stale on the way are closed.
+    ///
+    /// Cancelling the future while it dials abandons the dial; nothing is left open.
+    pub async fn get(&self, addr: &str, opts: &DialOptions) -> Result<Pooled> {
+        let ttl = self.inner.opts.ttl;
+        loop {
+            let candidate = self
+                .inner
+                .idle
+                .lock()
+                .by_addr
+                .get_mut(addr)
+                .and_then(Vec::pop);
+            let Some(conn) = candidate else { break };
+            if conn.created.elapsed() < ttl && conn.socket.is_open() {
+                return Ok(self.pooled(addr, conn.socket, conn.created, true));
+            }
+            tracing::trace!(addr, "closing stale pooled connection");
+            // dropping the socket closes it
+        }
+        let socket = self.inner.transport.dial(addr, opts).await?;
+        Ok(self.pooled(addr, socket, Instant::now(), false))
+    }
+
+    fn pooled(
+        &self,
+        addr: &str,
+        socket: Box<dyn Socket>,
+        created: Instant,
+        reused: bool,
+    ) -> Pooled {
+        Pooled {
+            socket: Some(socket),
+            addr: addr.to_owned(),
+            created,
+            reused,
+            pool: self.inner.clone(),
+        }
+    }
+
+    /// Idle connections kept for `addr`.
+    pub fn idle_count(&self, addr: &str) -> usize {
+        self.inner.idle.lock().by_addr.get(addr).map_or(0, Vec::len)
+    }
+
+    /// Idle connections kept for all addresses.
+    pub fn idle_total(&self) -> usize {
+        self.inner.idle.lock().by_addr.values().map(Vec::len).sum()
+    }
+
+    /// Closes every idle connection. Connections in use are unaffected.
+    pub fn clear(&self) {
+        let all = std::mem::take(&mut self.inner.idle.lock().by_addr);
+        drop(all); // closes them, outside the lock
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("transport", &self.inner.transport.name())
+            .field("opts", &self.inner.opts)
+            .field("idle", &self.idle_total())
+            .finish()
+    }
+}
+
+impl Inner {
+    /// Keeps `socket` for reuse if there is room; otherwise it is closed.
+    fn put(&self, addr: &mut String, socket: Box<dyn Socket>, created: Instant) {
+        if self.opts.size == 0 || created.elapsed() >= self.opts.ttl || !socket.is_open() {
+            return;
+        }
+        let rejected = {
+            let mut idle = self.idle.lock();
+            let idle = &mut *idle;
+            let stack = match idle.by_addr.get_mut(addr.as_str()) {
+                Some(stack) => stack,
+                None => {
+                    if idle.by_addr.len() >= idle.prune_at {
+                        idle.by_addr.retain(|_, stack| !stack.is_empty());
+                        idle.prune_at = PRUNE_MIN.max(idle.by_addr.len() * 2);
+                    }
+                    idle.by_addr.entry(std::mem::take(addr)).or_default()
+                }
+            };
+            if stack.len() >= self.opts.size {
+                Some(socket)
+            } else {
+                stack.push(IdleConn { socket, created });
+                None
+            }
+        };
+        drop(rejected); // closed outside the lock
+    }
+}
+
+/// A connection taken from a [`Pool`]. Dereferences to the [`Socket`].
+///
+/// Call [`release`](Pooled::release) when the call succeeded at the transport level
+/// (the response was read in full) to return the connection for reuse. Dropping it
+/// otherwise, or [`discard`](Pooled::discard)ing it, closes the connection.
+pub struct Pooled {
+    socket: Option<Box<dyn Socket>>,
+    addr: String,
+    created: Instant,
+    reused: bool,
+    pool: Arc<Inner>,
+}
+
+impl Pooled {
+    /// The connection.
+    pub fn socket(&self) -> &dyn Socket {
+        &**self
+    }
+
+    /// The address it was taken for.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// When it was dialled.
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+
+    /// Whether it came from the idle stack rather than a new dial.
+    pub fn is_reused(&self) -> bool {
+        self.reused
+    }
+
+    /// Returns the connection to the pool for reuse; it is closed instead when it is
+    /// past the TTL, no longer open, or its address already holds `size` idle ones.
+    pub fn release(mut self) {
+        if let Some(socket) = self.socket.take() {
+            self.pool.put(&mut self.addr, socket, self.created);
+        }
+    }
+
+    /// Closes the connection (gracefully, unlike a plain drop).
+    pub async fn discard(mut self) {
+        if let Some(socket) = self.socket.take() {
+            socket.close().await;
+        }
+    }
+}
+
+impl Deref for Pooled {
+    type Target = dyn Socket;
+
+    fn deref(&self) -> &Self::Target {
+        match &self.socket {
+            Some(socket) => socket.as_ref(),
+            // `socket` is only taken by `release` and `discard`, which consume `self`
+            None => unreachable!("pooled connection used after release"),
+        }
+    }
+}
+
+impl fmt::Debug for Pooled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pooled")
+            .field("addr", &self.addr)
+            .field("created", &self.created)
+            .field("reused", &self.reused)
+            .finish()
+    }
+}
