@@ -38,6 +38,8 @@ pub struct Faulty {
     fault: Mutex<Fault>,
     delay: Mutex<Duration>,
     watch_fails: Mutex<bool>,
+    register_fails: Mutex<bool>,
+    registers: AtomicUsize,
     lookups: AtomicUsize,
     watches: AtomicUsize,
 }
@@ -50,6 +52,8 @@ impl Faulty {
             fault: Mutex::new(Fault::None),
             delay: Mutex::new(Duration::ZERO),
             watch_fails: Mutex::new(false),
+            register_fails: Mutex::new(false),
+            registers: AtomicUsize::new(0),
             lookups: AtomicUsize::new(0),
             watches: AtomicUsize::new(0),
         }
@@ -70,6 +74,16 @@ impl Faulty {
         *self.watch_fails.lock() = fails;
     }
 
+    /// Makes `register` fail (or work again).
+    pub fn set_register_fails(&self, fails: bool) {
+        *self.register_fails.lock() = fails;
+    }
+
+    /// How many `register` calls were made.
+    pub fn registers(&self) -> usize {
+        self.registers.load(Ordering::SeqCst)
+    }
+
     /// How many `get_service` calls were made.
     pub fn lookups(&self) -> usize {
         self.lookups.load(Ordering::SeqCst)
@@ -84,6 +98,11 @@ impl Faulty {
 #[async_trait]
 impl Registry for Faulty {
     async fn register(&self, service: &Service, opts: &RegisterOptions) -> Result<()> {
+        self.registers.fetch_add(1, Ordering::SeqCst);
+        let fails = *self.register_fails.lock();
+        if fails {
+            return Err(Error::backend("faulty", "register", Injected));
+        }
         self.inner.register(service, opts).await
     }
 
