@@ -47,7 +47,7 @@ mod strategy;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use micro_registry::{Cache, CacheOptions, Node, Registry};
+use micro_registry::{Cache, CacheOptions, Registry};
 
 pub use filter::Filter;
 pub use health::Penalty;
@@ -124,8 +124,9 @@ pub trait Selector: Send + Sync + 'static {
     /// The candidate nodes of `service` for one call.
     async fn select(&self, service: &str, opts: &SelectOptions) -> Result<Next, Error>;
 
-    /// Reports what happened at the transport level when a call used `node`.
-    fn mark(&self, node: &Node, outcome: Outcome);
+    /// Reports what happened at the transport level when a call used the node with
+    /// id `node_id`.
+    fn mark(&self, node_id: &str, outcome: Outcome);
 
     /// Forgets the cached nodes of `service` (the next selection reads the registry)
     /// and every health report the selector holds.
@@ -258,10 +259,10 @@ impl Selector for RegistrySelector {
         Ok(Next::new(snapshot, candidates, start, &self.health))
     }
 
-    fn mark(&self, node: &Node, outcome: Outcome) {
+    fn mark(&self, node_id: &str, outcome: Outcome) {
         match outcome {
-            Outcome::Success => self.health.success(&node.id),
-            Outcome::Failure => self.health.failure(&node.id),
+            Outcome::Success => self.health.success(node_id),
+            Outcome::Failure => self.health.failure(node_id),
         }
     }
 

@@ -205,7 +205,7 @@ async fn a_failed_node_is_tried_last_until_its_penalty_ends() {
         })
         .build();
     let a = node("a", &[("region", "eu")]);
-    s.mark(&a, Outcome::Failure);
+    s.mark(&a.id, Outcome::Failure);
     // While penalised, "a" is never first, but still yielded last.
     for _ in 0..200 {
         let mut next = s.select("foo", &SelectOptions::new()).await.unwrap();
@@ -219,12 +219,12 @@ async fn a_failed_node_is_tried_last_until_its_penalty_ends() {
         "penalty over: {counts:?}"
     );
     // Repeated failures double the penalty; a success clears it.
-    s.mark(&a, Outcome::Failure);
-    s.mark(&a, Outcome::Failure);
+    s.mark(&a.id, Outcome::Failure);
+    s.mark(&a.id, Outcome::Failure);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let counts = pick_counts(&s, &SelectOptions::new(), 100).await;
     assert_eq!(counts.get("a"), None, "second failure doubles the penalty");
-    s.mark(&a, Outcome::Success);
+    s.mark(&a.id, Outcome::Success);
     let counts = pick_counts(&s, &SelectOptions::new(), 400).await;
     assert!(
         counts.get("a").copied().unwrap_or(0) > 40,
@@ -237,7 +237,7 @@ async fn a_failed_node_is_tried_last_until_its_penalty_ends() {
 async fn when_every_node_failed_they_are_still_offered() {
     let s = RegistrySelector::new(two_versions().await);
     for id in ["a", "b", "c", "d"] {
-        s.mark(&node(id, &[]), Outcome::Failure);
+        s.mark(id, Outcome::Failure);
     }
     let mut next = s.select("foo", &SelectOptions::new()).await.unwrap();
     assert_eq!(next.len(), 4);
