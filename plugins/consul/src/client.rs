@@ -1,0 +1,364 @@
+//! The HTTP side: one pooled `reqwest` client, the agent addresses with failover,
+//! the token, query parameters and the mapping of Consul's answers to errors.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::HeaderValue;
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+
+use crate::convert::go_duration;
+use crate::{ConsulOptions, Error, tls};
+
+/// The header carrying the ACL token.
+const TOKEN_HEADER: &str = "X-Consul-Token";
+/// The header saying which ACL policy applies to what the token may not read.
+const ACL_POLICY_HEADER: &str = "X-Consul-Default-Acl-Policy";
+/// The header carrying a blocking query's index.
+const INDEX_HEADER: &str = "X-Consul-Index";
+
+/// An answer from Consul: its body and, for reads, its index.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) body: Bytes,
+    pub(crate) index: Option<u64>,
+    pub(crate) url: String,
+    /// Whether Consul said its default ACL policy is deny (so results the token
+    /// may not read are silently left out).
+    pub(crate) acl_deny: bool,
+}
+
+impl Reply {
+    /// The body decoded as JSON.
+    pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_slice(&self.body).map_err(|e| Error::Decode {
+            url: self.url.clone(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Query parameters of a read.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Query {
+    /// Allow any server to answer (`?stale`).
+    pub(crate) stale: bool,
+    /// Send the configured datacenter (`?dc=`).
+    pub(crate) dc: bool,
+    /// Block until the index moves past this one (`?index=&wait=`).
+    pub(crate) block: Option<(u64, Duration)>,
+}
+
+impl Query {
+    /// A non-blocking read in the configured datacenter.
+    pub(crate) fn read(stale: bool) -> Query {
+        Query {
+            stale,
+            dc: true,
+            block: None,
+        }
+    }
+}
+
+/// The Consul HTTP API client.
+#[derive(Debug)]
+pub(crate) struct Client {
+    http: reqwest::Client,
+    bases: Vec<Url>,
+    current: AtomicUsize,
+    token: Option<HeaderValue>,
+    datacenter: Option<String>,
+    timeout: Duration,
+}
+
+impl Client {
+    pub(crate) fn new(opts: &ConsulOptions) -> Result<Client, Error> {
+        let mut bases = Vec::new();
+        for a in &opts.addresses {
+            bases.push(parse_address(a, opts.secure)?);
+        }
+        if bases.is_empty() {
+            bases.push(parse_address(crate::DEFAULT_ADDRESS, opts.secure)?);
+        }
+        let https = bases.iter().any(|u| u.scheme() == "https");
+        let tls = tls::client_config(opts, https)?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(opts.timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(Error::Client)?;
+        let token = match &opts.token {
+            Some(t) => {
+                let mut v = HeaderValue::from_str(t)
+                    .map_err(|_| Error::Token("it contains characters a header cannot".into()))?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
+        Ok(Client {
+            http,
+            bases,
+            current: AtomicUsize::new(0),
+            token,
+            datacenter: opts.datacenter.clone(),
+            timeout: opts.timeout,
+        })
+    }
+
+    /// The agent currently used, as a URL.
+    pub(crate) fn base(&self) -> &Url {
+        &self.bases[self.current.load(Ordering::Relaxed) % self.bases.len()]
+    }
+
+    /// `GET /v1/<path...>`.
+    pub(crate) async fn get(&self, path: &[&str], q: Query) -> Result<Reply, Error> {
+        self.send(Method::GET, path, q, None).await
+    }
+
+    /// `PUT /v1/<path...>` with an optional JSON body.
+    pub(crate) async fn put(&self, path: &[&str], body: Option<Bytes>) -> Result<Reply, Error> {
+        self.send(Method::PUT, path, Query::default(), body).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &[&str],
+        q: Query,
+        body: Option<Bytes>,
+    ) -> Result<Reply, Error> {
+        let n = self.bases.len();
+        let start = self.current.load(Ordering::Relaxed);
+        let mut last = None;
+        for i in 0..n {
+            let at = (start + i) % n;
+            match self
+                .send_to(&self.bases[at], method.clone(), path, q, body.clone())
+                .await
+            {
+                Err(e @ Error::Request { .. }) if is_connect(&e) && i + 1 < n => {
+                    tracing::warn!(error = %e, "consul: agent unreachable, trying the next address");
+                    last = Some(e);
+                }
+                res => {
+                    if i > 0 {
+                        self.current.store(at, Ordering::Relaxed);
+                    }
+                    return res;
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Address {
+            address: String::new(),
+            reason: "no consul address configured".into(),
+        }))
+    }
+
+    async fn send_to(
+        &self,
+        base: &Url,
+        method: Method,
+        path: &[&str],
+        q: Query,
+        body: Option<Bytes>,
+    ) -> Result<Reply, Error> {
+        let mut url = base.clone();
+        {
+            let mut segs = url.path_segments_mut().map_err(|()| Error::Address {
+                address: base.to_string(),
+                reason: "not a base url".into(),
+            })?;
+            segs.pop_if_empty().push("v1").extend(path);
+        }
+        let shown = url.to_string();
+        {
+            let mut pairs = url.query_pairs_mut();
+            if q.stale {
+                pairs.append_key_only("stale");
+            }
+            if let (true, Some(dc)) = (q.dc, &self.datacenter) {
+                pairs.append_pair("dc", dc);
+            }
+            if let Some((index, wait)) = q.block {
+                pairs.append_pair("index", &index.to_string());
+                pairs.append_pair("wait", &go_duration(wait));
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        // A blocking query may legitimately take its wait time plus Consul's
+        // jitter (up to wait/16) before it answers.
+        let timeout = match q.block {
+            Some((_, wait)) => self.timeout + wait + wait / 16,
+            None => self.timeout,
+        };
+        let mut req = self.http.request(method, url).timeout(timeout);
+        if let Some(t) = &self.token {
+            req = req.header(TOKEN_HEADER, t.clone());
+        }
+        if let Some(b) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|source| Error::request(&shown, source))?;
+        let status = resp.status();
+        let index = resp
+            .headers()
+            .get(INDEX_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let acl_deny = resp
+            .headers()
+            .get(ACL_POLICY_HEADER)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"deny"));
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|source| Error::request(&shown, source))?;
+        if status.is_success() {
+            return Ok(Reply {
+                body,
+                index,
+                url: shown,
+                acl_deny,
+            });
+        }
+        Err(status_error(status, &body))
+    }
+}
+
+fn is_connect(e: &Error) -> bool {
+    matches!(e, Error::Request { source, .. } if source.is_connect())
+}
+
+/// Turns an error answer into an [`Error`], recognising ACL refusals.
+fn status_error(status: StatusCode, body: &[u8]) -> Error {
+    let mut message = String::from_utf8_lossy(body).trim().to_owned();
+    if message.len() > 512 {
+        let mut cut = 512;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    let lower = message.to_ascii_lowercase();
+    if status == StatusCode::FORBIDDEN
+        || status == StatusCode::UNAUTHORIZED
+        || lower.contains("permission denied")
+        || lower.contains("acl not found")
+    {
+        return Error::PermissionDenied(if message.is_empty() {
+            status.to_string()
+        } else {
+            message
+        });
+    }
+    Error::Status {
+        status: status.as_u16(),
+        message,
+    }
+}
+
+/// An agent address as a base URL: `host:port`, `host` (port 8500, as go-micro)
+/// or an `http(s)://` URL; `secure` picks HTTPS for addresses without a scheme.
+pub(crate) fn parse_address(address: &str, secure: bool) -> Result<Url, Error> {
+    let bad = |reason: &str| Error::Address {
+        address: address.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let a = address.trim();
+    let (scheme, rest) = match a.split_once("://") {
+        Some((s, r)) if s.eq_ignore_ascii_case("http") => ("http", r),
+        Some((s, r)) if s.eq_ignore_ascii_case("https") => ("https", r),
+        Some((s, _)) => return Err(bad(&format!("unsupported scheme {s:?}"))),
+        None => (if secure { "https" } else { "http" }, a),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if authority.is_empty() {
+        return Err(bad("no host"));
+    }
+    let authority = if authority.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{authority}]:8500")
+    } else if has_port(authority) {
+        authority.to_owned()
+    } else {
+        format!("{authority}:8500")
+    };
+    let url =
+        Url::parse(&format!("{scheme}://{authority}{path}")).map_err(|e| bad(&e.to_string()))?;
+    if url.host().is_none() || url.cannot_be_a_base() {
+        return Err(bad("no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("a query or fragment is not allowed"));
+    }
+    Ok(url)
+}
+
+/// Whether an authority (`host:port`, `[v6]:port`, `host`) names a port.
+fn has_port(authority: &str) -> bool {
+    let after_host = match authority.rfind(']') {
+        Some(i) => &authority[i + 1..],
+        None => authority,
+    };
+    after_host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        let p = |a: &str| parse_address(a, false).map(|u| u.to_string());
+        assert_eq!(p("127.0.0.1:8500").unwrap(), "http://127.0.0.1:8500/");
+        assert_eq!(p("consul").unwrap(), "http://consul:8500/");
+        assert_eq!(p("http://consul:80").unwrap(), "http://consul/");
+        assert_eq!(p("HTTPS://consul:8501").unwrap(), "https://consul:8501/");
+        assert_eq!(p("[::1]:9000").unwrap(), "http://[::1]:9000/");
+        assert_eq!(p("::1").unwrap(), "http://[::1]:8500/");
+        assert_eq!(p("[::1]").unwrap(), "http://[::1]:8500/");
+        assert_eq!(p("http://h:1/prefix").unwrap(), "http://h:1/prefix");
+        assert_eq!(
+            parse_address("h", true).unwrap().to_string(),
+            "https://h:8500/"
+        );
+        assert!(p("unix:///tmp/consul.sock").is_err());
+        assert!(p("http://").is_err());
+        assert!(p("h:1?x=y").is_err());
+    }
+
+    #[test]
+    fn acl_refusals_are_recognised() {
+        let e = status_error(StatusCode::FORBIDDEN, b"ACL not found");
+        assert!(matches!(e, Error::PermissionDenied(_)));
+        assert!(e.to_string().contains("permission denied"), "{e}");
+        let e = status_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            b"rpc error making call: Permission denied",
+        );
+        assert!(matches!(e, Error::PermissionDenied(_)));
+        let e = status_error(StatusCode::NOT_FOUND, b"Unknown service ID");
+        assert!(e.is_status(404));
+        let long = vec![b'x'; 2000];
+        let e = status_error(StatusCode::BAD_REQUEST, &long);
+        assert!(e.to_string().len() < 600);
+    }
+}
