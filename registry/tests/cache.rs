@@ -63,8 +63,9 @@ async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_misses_make_one_registry_call() {
-    // go-micro TestSingleflightPreventsStampede, with 100 callers.
-    let f = fixture(CacheOptions::default());
+    // go-micro TestSingleflightPreventsStampede, with 100 callers. (No watch: its
+    // background re-read would be one more lookup.)
+    let f = fixture(CacheOptions::default().watch(false));
     f.memory
         .register(&svc("foo", &["a"]), &NO_TTL)
         .await
@@ -79,7 +80,6 @@ async fn concurrent_misses_make_one_registry_call() {
         assert_eq!(ids(&t.await.unwrap().unwrap()), ["a"]);
     }
     assert_eq!(f.faulty.lookups(), 1);
-    f.cache.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,10 +192,14 @@ async fn cached_hits_make_no_registry_call() {
         .register(&svc("foo", &["a"]), &NO_TTL)
         .await
         .unwrap();
+    f.cache.get("foo").await.unwrap();
+    // The watch starts and re-reads the service once, in the background.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(f.faulty.lookups(), 2);
     for _ in 0..1000 {
         f.cache.get("foo").await.unwrap();
     }
-    assert_eq!(f.faulty.lookups(), 1);
+    assert_eq!(f.faulty.lookups(), 2);
     f.cache.stop().await;
 }
 
@@ -260,8 +264,8 @@ async fn watch_events_update_the_cache_without_waiting_for_the_ttl() {
         .await
         .unwrap();
     assert_eq!(ids(&f.cache.get("foo").await.unwrap()), ["a"]);
-    assert!(eventually(Duration::from_secs(2), async || f.cache.watched() == 1).await);
-    // The watch is set up asynchronously; register until the cache sees it.
+    // The watch is set up asynchronously and re-reads the service once it runs.
+    assert!(eventually(Duration::from_secs(2), async || f.faulty.lookups() == 2).await);
     let lookups = f.faulty.lookups();
     let mut n = 0;
     assert!(
@@ -316,8 +320,8 @@ async fn an_expired_node_leaves_the_cache_through_the_watch() {
     );
     assert_eq!(
         f.faulty.lookups(),
-        1,
-        "the delete event did it, not a lookup"
+        2,
+        "the delete event did it: a lookup, a re-read at watch start"
     );
     f.cache.stop().await;
 }
@@ -366,7 +370,8 @@ async fn a_lagging_watch_makes_the_next_lookup_read_the_registry() {
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(cache.get("foo").await.unwrap().node_count(), 11);
-    assert_eq!(faulty.lookups(), 2, "the lag forced one re-read");
+    // The first lookup, the re-read at watch start, and the one the lag forced.
+    assert_eq!(faulty.lookups(), 3, "the lag forced one re-read");
     cache.stop().await;
 }
 
@@ -388,19 +393,48 @@ async fn a_failing_watch_is_retried_with_backoff_and_stale_data_is_served() {
     );
     assert_eq!(ids(&f.cache.get("foo").await.unwrap()), ["a"]);
     f.faulty.set_watch_fails(false);
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    // Events may have been missed while the watch was down: the entry is re-read.
+    // A node registered while the watch was down...
+    f.memory
+        .register(&svc("foo", &["c"]), &NO_TTL)
+        .await
+        .unwrap();
     let before = f.faulty.lookups();
-    assert_eq!(ids(&f.cache.get("foo").await.unwrap()), ["a"]);
-    assert_eq!(f.faulty.lookups(), before + 1);
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    // ...is read once the watch is back (events were missed meanwhile).
+    assert_eq!(
+        f.faulty.lookups(),
+        before + 1,
+        "one re-read when the watch came back"
+    );
+    assert_eq!(ids(&f.cache.get("foo").await.unwrap()), ["a", "c"]);
     // The restarted watch works: a new node arrives by event, without a lookup.
     f.memory
         .register(&svc("foo", &["b"]), &NO_TTL)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(ids(&f.cache.get("foo").await.unwrap()), ["a", "b"]);
+    assert_eq!(ids(&f.cache.get("foo").await.unwrap()), ["a", "b", "c"]);
     assert_eq!(f.faulty.lookups(), before + 1);
+    f.cache.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_change_right_after_the_first_lookup_is_not_missed() {
+    // The watch starts a moment after the first lookup; a change in between produced
+    // no event it could see. The re-read at watch start catches it.
+    let f = fixture(CacheOptions::default());
+    f.memory
+        .register(&svc("foo", &["a"]), &NO_TTL)
+        .await
+        .unwrap();
+    f.cache.get("foo").await.unwrap();
+    f.memory
+        .register(&svc("foo", &["b"]), &NO_TTL)
+        .await
+        .unwrap();
+    f.memory.deregister(&svc("foo", &["a"])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(ids(&f.cache.get("foo").await.unwrap()), ["b"]);
     f.cache.stop().await;
 }
 

@@ -12,9 +12,10 @@ use crate::{Error, Registry, WatchOptions};
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Watches `name` until the cache goes away, restarting the watch after failures
-/// with jittered exponential backoff (100 ms doubling up to 10 s). Any failure or
-/// lag may have lost events, so the entry is invalidated and the next lookup asks
-/// the registry.
+/// with jittered exponential backoff (100 ms doubling up to 10 s). Each time a watch
+/// is established the service is read once more in the background, so a change made
+/// before the watch ran is not missed; a lag invalidates the entry, so the next
+/// lookup asks the registry.
 pub(super) async fn run(cache: Weak<Inner>, registry: Arc<dyn Registry>, name: String) {
     let mut failures: u32 = 0;
     loop {
@@ -22,10 +23,17 @@ pub(super) async fn run(cache: Weak<Inner>, registry: Arc<dyn Registry>, name: S
         tokio::time::sleep(Duration::from_millis(fastrand::u64(0..100))).await;
         match registry.watch(&WatchOptions::service(&name)).await {
             Ok(mut watcher) => {
-                if failures > 0 {
-                    // Events may have been missed while no watch was running.
+                // Changes made before the watch was running (between the lookup that
+                // started it and now, or while a failed watch was down) produced no
+                // event: read the service once more, now that none can be missed.
+                let res = registry.get_service(&name).await;
+                {
                     let Some(inner) = cache.upgrade() else { return };
-                    inner.invalidate(&name);
+                    let now = Instant::now();
+                    let mut entries = inner.entries.write();
+                    if let Some(e) = entries.get_mut(&name) {
+                        e.apply_lookup(res, now, &inner.opts, &name);
+                    }
                 }
                 loop {
                     match watcher.next().await {
