@@ -1,0 +1,196 @@
+//! One connection of the broker's server, with its own timeouts: a request head
+//! must arrive within the header timeout once its first byte came, and an idle
+//! keep-alive connection is closed after the idle timeout (hyper's own header
+//! timeout also runs while a connection is idle, which would close idle
+//! connections early and race with clients reusing them).
+
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Core;
+use super::server::handle;
+
+/// Largest request head (request line and headers) accepted.
+const MAX_HEAD: usize = 64 << 10;
+
+const IDLE: u8 = 0;
+const HEAD: u8 = 1;
+const BUSY: u8 = 2;
+
+/// What the connection is doing, and since when (milliseconds since it opened).
+struct Activity {
+    state: AtomicU8,
+    since: AtomicU64,
+    opened: Instant,
+}
+
+impl Activity {
+    fn now(&self) -> u64 {
+        self.opened.elapsed().as_millis() as u64
+    }
+
+    fn set(&self, state: u8) {
+        self.since.store(self.now(), Ordering::Relaxed);
+        self.state.store(state, Ordering::Relaxed);
+    }
+
+    /// The state and how long it has lasted.
+    fn get(&self) -> (u8, Duration) {
+        let since = self.since.load(Ordering::Relaxed);
+        let state = self.state.load(Ordering::Relaxed);
+        (
+            state,
+            Duration::from_millis(self.now().saturating_sub(since)),
+        )
+    }
+}
+
+/// Marks the connection busy while a request is handled.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn new(a: &Arc<Activity>) -> Busy {
+        a.set(BUSY);
+        Busy(a.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.set(IDLE);
+    }
+}
+
+/// The socket, noting when the first byte of a request head arrives.
+struct Watched {
+    io: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let res = Pin::new(&mut this.io).poll_read(cx, buf);
+        if buf.filled().len() > before && this.activity.state.load(Ordering::Relaxed) == IDLE {
+            this.activity.set(HEAD);
+        }
+        res
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+/// Serves one connection until the client closes it, a timeout closes it, or
+/// `cancel` fires (then requests in progress finish and the connection closes).
+pub(super) async fn serve(
+    stream: TcpStream,
+    core: Arc<Core>,
+    cancel: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    let (header_timeout, idle_timeout) = (core.opts.header_read_timeout, core.opts.idle_timeout);
+    let activity = Arc::new(Activity {
+        state: AtomicU8::new(IDLE),
+        since: AtomicU64::new(0),
+        opened: Instant::now(),
+    });
+    let a = activity.clone();
+    let svc = service_fn(move |req| {
+        let core = core.clone();
+        let busy = Busy::new(&a);
+        async move {
+            let resp = handle(&core, req).await;
+            drop(busy);
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .title_case_headers(true)
+        .max_buf_size(MAX_HEAD)
+        .keep_alive(true);
+    let io = Watched {
+        io: stream,
+        activity: activity.clone(),
+    };
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let every = (header_timeout.min(idle_timeout) / 4)
+        .clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut closing = false;
+    let res = loop {
+        tokio::select! {
+            r = conn.as_mut() => break r,
+            _ = cancel.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = tick.tick() => match activity.get() {
+                (HEAD, t) if t >= header_timeout => {
+                    tracing::debug!(?t, "http broker: request head not received in time; closing");
+                    return;
+                }
+                (IDLE, t) if t >= idle_timeout && !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ => {}
+            },
+        }
+    };
+    if let Err(e) = res {
+        tracing::debug!(error = %e, "http broker: connection ended with an error");
+    }
+}

@@ -1,0 +1,314 @@
+//! [`HttpBrokerOptions`]: everything an [`HttpBroker`](super::HttpBroker) can be
+//! told, with go-micro's defaults where go-micro has one.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use micro_registry::{CacheOptions, MemoryRegistry, Registry};
+
+/// The environment variable [`HttpBrokerOptions::from_env`] reads the listen
+/// address from (go-micro's `--broker_address`).
+pub const ENV_BROKER_ADDRESS: &str = "MICRO_BROKER_ADDRESS";
+
+/// go-micro's default listen address: loopback, any free port.
+pub const DEFAULT_ADDRESS: &str = "127.0.0.1:0";
+
+/// Options of an [`HttpBroker`](super::HttpBroker). Build with the methods, each of
+/// which documents its default.
+///
+/// ```
+/// use std::time::Duration;
+/// use micro_broker::HttpBrokerOptions;
+///
+/// let opts = HttpBrokerOptions::new()
+///     .address("0.0.0.0:0")
+///     .delivery_timeout(Duration::from_secs(5))
+///     .retry_queue(256);
+/// # let _ = opts;
+/// ```
+#[derive(Clone)]
+pub struct HttpBrokerOptions {
+    pub(crate) registry: Arc<dyn Registry>,
+    pub(crate) address: String,
+    pub(crate) advertise: Option<String>,
+    pub(crate) register_ttl: Duration,
+    pub(crate) register_interval: Duration,
+    pub(crate) max_body: usize,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) delivery_timeout: Duration,
+    pub(crate) retry_queue: usize,
+    pub(crate) retry_attempts: u32,
+    pub(crate) retry_backoff: Duration,
+    pub(crate) retry_max_backoff: Duration,
+    pub(crate) retry_max_age: Duration,
+    pub(crate) cache: CacheOptions,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) body_read_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) shutdown_grace: Duration,
+}
+
+impl Default for HttpBrokerOptions {
+    fn default() -> Self {
+        HttpBrokerOptions {
+            registry: Arc::new(MemoryRegistry::new()),
+            address: DEFAULT_ADDRESS.to_owned(),
+            advertise: None,
+            register_ttl: Duration::from_secs(60),
+            register_interval: Duration::from_secs(30),
+            max_body: 4 << 20,
+            connect_timeout: Duration::from_secs(5),
+            delivery_timeout: Duration::from_secs(30),
+            retry_queue: 64,
+            retry_attempts: 8,
+            retry_backoff: Duration::from_millis(200),
+            retry_max_backoff: Duration::from_secs(10),
+            retry_max_age: Duration::from_secs(60),
+            cache: CacheOptions::default().empty_grace(Duration::ZERO),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl fmt::Debug for HttpBrokerOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpBrokerOptions")
+            .field("registry", &self.registry.name())
+            .field("address", &self.address)
+            .field("advertise", &self.advertise)
+            .field("register_ttl", &self.register_ttl)
+            .field("register_interval", &self.register_interval)
+            .field("max_body", &self.max_body)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("retry_queue", &self.retry_queue)
+            .field("retry_attempts", &self.retry_attempts)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("retry_max_backoff", &self.retry_max_backoff)
+            .field("retry_max_age", &self.retry_max_age)
+            .field("cache", &self.cache)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish()
+    }
+}
+
+impl HttpBrokerOptions {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The defaults, with the listen address taken from `MICRO_BROKER_ADDRESS` when
+    /// it is set and not empty (the first of a comma-separated list, as go-micro).
+    pub fn from_env() -> Self {
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+        let opts = Self::default();
+        let addr = var(ENV_BROKER_ADDRESS);
+        match addr
+            .as_deref()
+            .and_then(|v| v.split(',').map(str::trim).find(|a| !a.is_empty()))
+        {
+            Some(addr) => opts.address(addr),
+            None => opts,
+        }
+    }
+
+    /// The registry subscriptions are registered in and subscribers are looked up
+    /// in. Default: a new, private [`MemoryRegistry`] (go-micro's default is mDNS),
+    /// so brokers only find each other when given a shared registry.
+    pub fn registry(mut self, registry: Arc<dyn Registry>) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// The address the broker's HTTP server listens on, `host:port`; `:port` means
+    /// every IPv4 interface, port 0 any free port. Default: `127.0.0.1:0`
+    /// (go-micro's default, reachable from this host only).
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.address = address.into();
+        self
+    }
+
+    /// The address written into the registry for subscribers to be reached at:
+    /// `host:port`, or a bare host to which the bound port is added. Default: the
+    /// bound address, where an unspecified host (`0.0.0.0`, `::`) is replaced by an
+    /// address of this machine (private IPv4 first, then private IPv6, public IPv4,
+    /// public IPv6, loopback), as go-micro does.
+    pub fn advertise(mut self, address: impl Into<String>) -> Self {
+        self.advertise = Some(address.into());
+        self
+    }
+
+    /// How long a subscription's registration lives without renewal. Default: 60 s
+    /// (go-micro's broker TTL). Zero registers without a TTL.
+    pub fn register_ttl(mut self, ttl: Duration) -> Self {
+        self.register_ttl = ttl;
+        self
+    }
+
+    /// How often every subscription is registered again. Default: 30 s (go-micro's
+    /// heartbeat). Zero disables re-registration.
+    pub fn register_interval(mut self, interval: Duration) -> Self {
+        self.register_interval = interval;
+        self
+    }
+
+    /// Largest delivery body (the JSON, about 4/3 of the payload) the broker's
+    /// server accepts; larger ones get `413`. Default: 4 MiB.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// How long connecting to a subscriber may take. Default: 5 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one delivery (connect, send, the subscriber's handlers, answer) may
+    /// take before it counts as failed. Default: 30 s. A handler slower than this
+    /// may see the event again when it is retried.
+    pub fn delivery_timeout(mut self, timeout: Duration) -> Self {
+        self.delivery_timeout = timeout;
+        self
+    }
+
+    /// Largest number of failed deliveries kept for retry per topic; when full the
+    /// oldest is dropped (logged, counted in `overflowed`). Default: 64 (go-micro's
+    /// inbox size). Zero disables retrying.
+    pub fn retry_queue(mut self, deliveries: usize) -> Self {
+        self.retry_queue = deliveries;
+        self
+    }
+
+    /// How many times a failed delivery is retried before it is dropped. Default: 8.
+    /// Zero disables retrying.
+    pub fn retry_attempts(mut self, attempts: u32) -> Self {
+        self.retry_attempts = attempts;
+        self
+    }
+
+    /// The pause before the first retry; it doubles with each retry up to
+    /// `max` and is jittered down by up to half. Default: 200 ms up to 10 s.
+    pub fn retry_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.retry_backoff = first;
+        self.retry_max_backoff = max.max(first);
+        self
+    }
+
+    /// How long after its first failure a delivery is dropped even if attempts
+    /// remain. Default: 60 s (the registration TTL: by then a crashed subscriber's
+    /// registration has expired).
+    pub fn retry_max_age(mut self, age: Duration) -> Self {
+        self.retry_max_age = age;
+        self
+    }
+
+    /// Options of the registry cache publish lookups go through. Default:
+    /// [`CacheOptions::default`] (60 s TTL, watch-driven, stale data while the
+    /// registry fails) with no empty grace: when a topic's last subscriber leaves,
+    /// publishing fails with `NoSubscribers` at once, as in go-micro, rather than
+    /// going on delivering to the departed subscribers for a while.
+    pub fn cache(mut self, cache: CacheOptions) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// How long a client may take to send a request's headers, from their first
+    /// byte, before the connection is closed. Default: 10 s.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a keep-alive connection may stay idle before the server closes it.
+    /// Default: 120 s, longer than the 90 s after which Go's HTTP client (and this
+    /// broker's) closes idle connections, so that publishers close them first and
+    /// never send an event on a connection the server is closing.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// How long a client may take to send a request's body before it gets `500`.
+    /// Default: 30 s.
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
+    }
+
+    /// Largest number of connections served at once; further ones wait in the
+    /// listen backlog. Default: 1024.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// How long [`disconnect`](crate::Broker::disconnect) lets requests in progress
+    /// finish before their connections are closed. Default: 5 s.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    pub(crate) fn retry_enabled(&self) -> bool {
+        self.retry_queue > 0 && self.retry_attempts > 0
+    }
+
+    /// The pause before retry number `attempt` (1-based), jittered.
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+        let full = self
+            .retry_backoff
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(self.retry_max_backoff);
+        full.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment() {
+        let with = |v: &str| {
+            let v = v.to_owned();
+            HttpBrokerOptions::from_vars(move |k| (k == ENV_BROKER_ADDRESS).then(|| v.clone()))
+                .address
+        };
+        assert_eq!(with(":8001"), ":8001");
+        assert_eq!(with(" , 10.0.0.1:9000,10.0.0.2:9000"), "10.0.0.1:9000");
+        assert_eq!(with(""), DEFAULT_ADDRESS);
+        assert_eq!(
+            HttpBrokerOptions::from_vars(|_| None).address,
+            DEFAULT_ADDRESS
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let o = HttpBrokerOptions::new();
+        for _ in 0..100 {
+            let first = o.backoff(1);
+            assert!(first >= Duration::from_millis(100) && first <= Duration::from_millis(200));
+            let third = o.backoff(3);
+            assert!(third >= Duration::from_millis(400) && third <= Duration::from_millis(800));
+            let late = o.backoff(30);
+            assert!(late >= Duration::from_secs(5) && late <= Duration::from_secs(10));
+        }
+    }
+}
