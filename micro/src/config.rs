@@ -1,0 +1,251 @@
+//! Configuration from the environment, with go-micro's variable names.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `MICRO_REGISTRY` | `memory`, `etcd`, `consul` | `memory` |
+//! | `MICRO_REGISTRY_ADDRESS` | registry address(es), comma-separated | the registry's |
+//! | `MICRO_SERVER_NAME` | service name | the name given in code |
+//! | `MICRO_SERVER_VERSION` | version | `latest` |
+//! | `MICRO_SERVER_ID` | server id (node id = `<name>-<id>`) | a random UUID |
+//! | `MICRO_SERVER_ADDRESS` | listen address | `0.0.0.0:0` |
+//! | `MICRO_SERVER_ADVERTISE` | address to register | the bound address |
+//! | `MICRO_SERVER_METADATA` | `k=v` pairs, comma-separated | none |
+//! | `MICRO_REGISTER_TTL` | registration TTL, seconds | 90 |
+//! | `MICRO_REGISTER_INTERVAL` | re-registration interval, seconds | 30 |
+//! | `MICRO_TRANSPORT` | `http`, `memory` | `http` |
+//! | `MICRO_BROKER` | `http`, `memory` | `http` |
+//! | `MICRO_BROKER_ADDRESS` | HTTP broker listen address | `127.0.0.1:0` |
+//! | `MICRO_CLIENT_RETRIES` | retries per call | 1 |
+//! | `MICRO_CLIENT_REQUEST_TIMEOUT` | Go duration (`5s`, `250ms`) or seconds | `5s` |
+//! | `MICRO_CLIENT_POOL_SIZE` | idle connections kept per address | 100 |
+//! | `MICRO_CLIENT_POOL_TTL` | Go duration or seconds | `1m` |
+//!
+//! Values that do not parse are errors, never silently ignored.
+
+use std::time::Duration;
+
+use crate::Error;
+
+/// Settings read from the environment; `None` means "not set".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// `MICRO_REGISTRY`.
+    pub registry: Option<String>,
+    /// `MICRO_REGISTRY_ADDRESS`, split on commas.
+    pub registry_address: Vec<String>,
+    /// `MICRO_SERVER_NAME`.
+    pub server_name: Option<String>,
+    /// `MICRO_SERVER_VERSION`.
+    pub server_version: Option<String>,
+    /// `MICRO_SERVER_ID`.
+    pub server_id: Option<String>,
+    /// `MICRO_SERVER_ADDRESS`.
+    pub server_address: Option<String>,
+    /// `MICRO_SERVER_ADVERTISE`.
+    pub server_advertise: Option<String>,
+    /// `MICRO_SERVER_METADATA`.
+    pub server_metadata: Vec<(String, String)>,
+    /// `MICRO_REGISTER_TTL`.
+    pub register_ttl: Option<Duration>,
+    /// `MICRO_REGISTER_INTERVAL`.
+    pub register_interval: Option<Duration>,
+    /// `MICRO_TRANSPORT`.
+    pub transport: Option<String>,
+    /// `MICRO_BROKER`.
+    pub broker: Option<String>,
+    /// `MICRO_BROKER_ADDRESS`.
+    pub broker_address: Option<String>,
+    /// `MICRO_CLIENT_RETRIES`.
+    pub client_retries: Option<u32>,
+    /// `MICRO_CLIENT_REQUEST_TIMEOUT`.
+    pub client_request_timeout: Option<Duration>,
+    /// `MICRO_CLIENT_POOL_SIZE`.
+    pub client_pool_size: Option<usize>,
+    /// `MICRO_CLIENT_POOL_TTL`.
+    pub client_pool_ttl: Option<Duration>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, Error> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `get` (for tests and embedding).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        let s = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let list = |k: &str| -> Vec<String> {
+            s(k).map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        let metadata = list("MICRO_SERVER_METADATA")
+            .into_iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => {
+                    Ok((k.trim().to_owned(), v.trim().to_owned()))
+                }
+                _ => Err(Error::Config(format!(
+                    "MICRO_SERVER_METADATA: {kv:?} is not key=value"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Config {
+            registry: s("MICRO_REGISTRY").map(|v| v.to_ascii_lowercase()),
+            registry_address: list("MICRO_REGISTRY_ADDRESS"),
+            server_name: s("MICRO_SERVER_NAME"),
+            server_version: s("MICRO_SERVER_VERSION"),
+            server_id: s("MICRO_SERVER_ID"),
+            server_address: s("MICRO_SERVER_ADDRESS"),
+            server_advertise: s("MICRO_SERVER_ADVERTISE"),
+            server_metadata: metadata,
+            register_ttl: s("MICRO_REGISTER_TTL")
+                .map(|v| seconds("MICRO_REGISTER_TTL", &v))
+                .transpose()?,
+            register_interval: s("MICRO_REGISTER_INTERVAL")
+                .map(|v| seconds("MICRO_REGISTER_INTERVAL", &v))
+                .transpose()?,
+            transport: s("MICRO_TRANSPORT").map(|v| v.to_ascii_lowercase()),
+            broker: s("MICRO_BROKER").map(|v| v.to_ascii_lowercase()),
+            broker_address: s("MICRO_BROKER_ADDRESS"),
+            client_retries: s("MICRO_CLIENT_RETRIES")
+                .map(|v| number("MICRO_CLIENT_RETRIES", &v))
+                .transpose()?,
+            client_request_timeout: s("MICRO_CLIENT_REQUEST_TIMEOUT")
+                .map(|v| duration("MICRO_CLIENT_REQUEST_TIMEOUT", &v))
+                .transpose()?,
+            client_pool_size: s("MICRO_CLIENT_POOL_SIZE")
+                .map(|v| number("MICRO_CLIENT_POOL_SIZE", &v))
+                .transpose()?,
+            client_pool_ttl: s("MICRO_CLIENT_POOL_TTL")
+                .map(|v| duration("MICRO_CLIENT_POOL_TTL", &v))
+                .transpose()?,
+        })
+    }
+}
+
+fn number<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, Error> {
+    v.parse()
+        .map_err(|_| Error::Config(format!("{key}: {v:?} is not a whole number")))
+}
+
+/// Whole seconds (go-micro's `--register_ttl` and `--register_interval`).
+fn seconds(key: &str, v: &str) -> Result<Duration, Error> {
+    number::<u64>(key, v).map(Duration::from_secs)
+}
+
+/// A Go duration (`1h2m3.5s`, `250ms`, `10us`) or a plain number of seconds.
+fn duration(key: &str, v: &str) -> Result<Duration, Error> {
+    parse_go_duration(v).ok_or_else(|| Error::Config(format!("{key}: {v:?} is not a duration")))
+}
+
+/// Parses Go's duration syntax (`300ms`, `1.5h`, `2h45m`, `10s`); a bare number is
+/// seconds. Negative durations are rejected.
+pub fn parse_go_duration(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs >= 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs));
+    }
+    if v.is_empty() || v.starts_with('-') {
+        return None;
+    }
+    let mut total = 0f64;
+    let mut rest = v.strip_prefix('+').unwrap_or(v);
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += n * scale;
+    }
+    total.is_finite().then(|| Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn go_durations_parse() {
+        let ms = |v: &str| parse_go_duration(v).map(|d| d.as_millis());
+        assert_eq!(ms("5s"), Some(5000));
+        assert_eq!(ms("250ms"), Some(250));
+        assert_eq!(ms("1m30s"), Some(90_000));
+        assert_eq!(ms("1.5h"), Some(5_400_000));
+        assert_eq!(ms("2"), Some(2000));
+        assert_eq!(parse_go_duration("10us"), Some(Duration::from_micros(10)));
+        for bad in ["", "-1s", "s", "5x", "1h-2m", "abc"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_environment_is_read_with_go_micros_names() {
+        let env: HashMap<&str, &str> = [
+            ("MICRO_REGISTRY", "Etcd"),
+            ("MICRO_REGISTRY_ADDRESS", "127.0.0.1:2379, 127.0.0.1:2380"),
+            ("MICRO_SERVER_NAME", "greeter"),
+            ("MICRO_SERVER_METADATA", "a=1,b=2"),
+            ("MICRO_REGISTER_TTL", "15"),
+            ("MICRO_REGISTER_INTERVAL", "5"),
+            ("MICRO_CLIENT_REQUEST_TIMEOUT", "750ms"),
+            ("MICRO_CLIENT_RETRIES", "3"),
+        ]
+        .into_iter()
+        .collect();
+        let c = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.registry.as_deref(), Some("etcd"));
+        assert_eq!(c.registry_address, ["127.0.0.1:2379", "127.0.0.1:2380"]);
+        assert_eq!(c.server_name.as_deref(), Some("greeter"));
+        assert_eq!(
+            c.server_metadata,
+            [("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
+        assert_eq!(c.register_ttl, Some(Duration::from_secs(15)));
+        assert_eq!(c.register_interval, Some(Duration::from_secs(5)));
+        assert_eq!(c.client_request_timeout, Some(Duration::from_millis(750)));
+        assert_eq!(c.client_retries, Some(3));
+        assert_eq!(c.server_address, None);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        for (k, v) in [
+            ("MICRO_REGISTER_TTL", "ten"),
+            ("MICRO_CLIENT_RETRIES", "-1"),
+            ("MICRO_CLIENT_REQUEST_TIMEOUT", "soon"),
+            ("MICRO_SERVER_METADATA", "novalue"),
+        ] {
+            let r = Config::from_lookup(|key| (key == k).then(|| v.to_owned()));
+            let err = r.unwrap_err().to_string();
+            assert!(err.contains(k), "{err}");
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! go-micro's wire error: `{"id", "code", "detail", "status"}`.
+//!
+//! Every failed call ends as an [`RpcError`]: errors returned by handlers, errors
+//! the server raises (unknown endpoint, bad body, timeout) and errors the client
+//! raises (service not found, no node available, transport failure). Its JSON is
+//! go-micro's, so a Go client sees the same id, code and detail as a Rust one.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A go-micro error: what travels in the `Micro-Error` header of a failed call.
+///
+/// Its `Display` is the JSON, exactly as go-micro's `Error()` string, so an error
+/// passes through any layer that only keeps strings and can be parsed back.
+///
+/// ```
+/// use micro::RpcError;
+///
+/// let e = RpcError::bad_request("helloworld", "name is required");
+/// assert_eq!(
+///     e.to_string(),
+///     r#"{"id":"helloworld","code":400,"detail":"name is required","status":"Bad Request"}"#
+/// );
+/// assert_eq!(RpcError::parse(&e.to_string()), e);
+/// // Anything that is not go-micro JSON becomes the detail.
+/// assert_eq!(RpcError::parse("boom").detail, "boom");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RpcError {
+    /// Who raised it, usually a service name or `go.micro.client` / `go.micro.server`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// An HTTP-like status code (0 when unknown).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub code: i32,
+    /// What went wrong.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    /// The HTTP reason phrase of `code`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status: String,
+}
+
+fn is_zero(c: &i32) -> bool {
+    *c == 0
+}
+
+impl RpcError {
+    /// An error with the given id, detail and code; the status is the code's reason
+    /// phrase.
+    pub fn new(id: impl Into<String>, detail: impl Into<String>, code: i32) -> Self {
+        RpcError {
+            id: id.into(),
+            code,
+            detail: detail.into(),
+            status: status_text(code).to_owned(),
+        }
+    }
+
+    /// 400 Bad Request.
+    pub fn bad_request(id: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(id, detail, 400)
+    }
+
+    /// 401 Unauthorized.
+    pub fn unauthorized(id: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(id, detail, 401)
+    }
+
+    /// 403 Forbidden.
+    pub fn forbidden(id: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(id, detail, 403)
+    }
+
+    /// 404 Not Found.
+    pub fn not_found(id: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(id, detail, 404)
+    }
+
+    /// 405 Method Not Allowed.
+    pub fn method_not_allowed(id: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(id, detail, 405)
+    }
+
+    /// 408 Request Timeout (what a deadline that passed becomes).
+    pub fn timeout(id: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(id, detail, 408)
+    }
+
+    /// 409 Conflict.
+    pub fn conflict(id: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(id, detail, 409)
+    }
+
+    /// 500 Internal Server Error.
+    pub fn internal(id: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(id, detail, 500)
+    }
+
+    /// Parses an error string as go-micro does: go-micro JSON when it is, otherwise
+    /// the whole string becomes the detail (code 0).
+    pub fn parse(s: &str) -> Self {
+        match serde_json::from_str::<RpcError>(s) {
+            Ok(e) => e,
+            Err(_) => RpcError {
+                detail: s.to_owned(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The JSON form (fields in go-micro's order, empty ones left out).
+    pub fn to_json(&self) -> String {
+        // Serialising four plain fields cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for RpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_json())
+    }
+}
+
+impl std::error::Error for RpcError {}
+
+/// The HTTP reason phrase of `code` (`""` for codes without one).
+pub fn status_text(code: i32) -> &'static str {
+    match code {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Request Entity Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
+    }
+}

@@ -1,0 +1,310 @@
+//! Serving one connection: reading requests, routing them to endpoints, writing
+//! replies, and feeding stream messages to running stream handlers.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use micro_transport::{Header, Message as TransportMessage, Socket};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::handler::{BoxFuture, EndpointFn, Route};
+use super::stream::{Outbound, StreamIo};
+use crate::codec::Codecs;
+use crate::wire::{self, MICRO_ERROR, MICRO_STREAM, SERVER_ID};
+use crate::{Context, RpcError};
+
+/// Messages a stream handler may have waiting before the connection stops reading.
+const STREAM_INBOX: usize = 64;
+
+/// What every connection of a server shares.
+pub(crate) struct Dispatch {
+    pub(crate) routes: HashMap<String, Route>,
+    pub(crate) handlers: Vec<String>,
+    pub(crate) codecs: Codecs,
+    pub(crate) events: Option<Arc<dyn EventSink>>,
+}
+
+/// Where messages that carry `Micro-Topic` go (subscribers of the server).
+#[async_trait::async_trait]
+pub(crate) trait EventSink: Send + Sync {
+    /// Handles one event delivered over the transport; the error goes back to the
+    /// sender in `Micro-Error`.
+    async fn deliver(&self, msg: TransportMessage) -> Result<(), RpcError>;
+}
+
+/// Serves `socket` until the peer hangs up, the connection fails, or `shutdown`
+/// fires while no request is being served on it.
+pub(crate) async fn serve(
+    socket: Box<dyn Socket>,
+    dispatch: Arc<Dispatch>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    force: CancellationToken,
+) {
+    let socket: Arc<dyn Socket> = Arc::from(socket);
+    let mut streams: HashMap<String, mpsc::Sender<TransportMessage>> = HashMap::new();
+    loop {
+        streams.retain(|_, tx| !tx.is_closed());
+        let idle = streams.is_empty();
+        let msg = tokio::select! {
+            biased;
+            _ = shutdown.cancelled(), if idle => break,
+            r = socket.recv() => match r {
+                Ok(m) => m,
+                Err(micro_transport::Error::Closed) => break,
+                Err(e) => {
+                    tracing::debug!(remote = socket.remote_addr(), error = %e, "connection ended");
+                    break;
+                }
+            },
+        };
+        if let Some(sid) = wire::micro_header(&msg.header, MICRO_STREAM) {
+            let eos = wire::micro_header(&msg.header, MICRO_ERROR).is_some();
+            if let Some(tx) = streams.get(sid) {
+                let sid = sid.to_owned();
+                if tx.send(msg).await.is_err() || eos {
+                    streams.remove(&sid);
+                }
+                continue;
+            }
+            if eos {
+                // The end of a stream we no longer track: nothing to do.
+                continue;
+            }
+        }
+        dispatch
+            .handle(msg, &socket, &mut streams, &tasks, &force)
+            .await;
+    }
+    drop(streams);
+    socket.close().await;
+}
+
+impl Dispatch {
+    async fn handle(
+        &self,
+        msg: TransportMessage,
+        socket: &Arc<dyn Socket>,
+        streams: &mut HashMap<String, mpsc::Sender<TransportMessage>>,
+        tasks: &TaskTracker,
+        force: &CancellationToken,
+    ) {
+        let h = &msg.header;
+        if h.contains(wire::MICRO_TOPIC) {
+            return self.handle_event(msg, socket).await;
+        }
+        let service = wire::micro_header(h, wire::MICRO_SERVICE)
+            .unwrap_or("")
+            .to_owned();
+        let endpoint = wire::micro_header(h, wire::MICRO_ENDPOINT)
+            .or_else(|| wire::micro_header(h, wire::MICRO_METHOD))
+            .unwrap_or("")
+            .to_owned();
+        let stream_id = wire::micro_header(h, MICRO_STREAM).map(str::to_owned);
+        let id = wire::micro_header(h, wire::MICRO_ID).map(str::to_owned);
+
+        // Reply headers as go-micro v4.11+/v5 servers send them: the call's Micro-*
+        // headers; stream replies also carry the X-Micro-* twins (errors add
+        // Micro-Error and X-Micro-Error when they are sent).
+        let mut reply = Header::with_capacity(if stream_id.is_some() { 12 } else { 6 });
+        let set: fn(&mut Header, &str, &str) = if stream_id.is_some() {
+            wire::set_twin
+        } else {
+            wire::set
+        };
+        if let Some(id) = id.as_deref().or(stream_id.as_deref()) {
+            set(&mut reply, wire::MICRO_ID, id);
+        }
+        set(&mut reply, wire::MICRO_SERVICE, &service);
+        set(&mut reply, wire::MICRO_METHOD, &endpoint);
+        set(&mut reply, wire::MICRO_ENDPOINT, &endpoint);
+        if let Some(sid) = &stream_id {
+            set(&mut reply, MICRO_STREAM, sid);
+        }
+
+        let content_type = h
+            .get(wire::CONTENT_TYPE)
+            .filter(|v| !v.is_empty())
+            .unwrap_or(wire::SERVER_DEFAULT_CONTENT_TYPE)
+            .to_owned();
+        let Some(codec) = self.codecs.get(&content_type) else {
+            let err = RpcError::new(
+                SERVER_ID,
+                format!("Unsupported Content-Type: {content_type}"),
+                415,
+            );
+            let mut header = reply;
+            header.insert(wire::CONTENT_TYPE, "text/plain");
+            wire::set_twin(&mut header, MICRO_ERROR, &err.to_json());
+            let body = Bytes::from(format!("Unsupported Content-Type: {content_type}"));
+            send(socket, TransportMessage { header, body }).await;
+            return;
+        };
+
+        let route = match self.route(&endpoint) {
+            Ok(r) => r,
+            Err(err) => return send_error(socket, reply, &err).await,
+        };
+
+        let deadline = h
+            .get(wire::TIMEOUT)
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .filter(|ns| *ns > 0)
+            .map(|ns| Instant::now() + Duration::from_nanos(ns));
+        let TransportMessage { header, body } = msg;
+        let ctx = Context::new(
+            header,
+            deadline,
+            &service,
+            &endpoint,
+            socket.local_addr(),
+            socket.remote_addr(),
+        );
+
+        match &route.func {
+            EndpointFn::Unary(f) => match guarded(f(ctx, codec, body), deadline).await {
+                Ok(body) => {
+                    let mut header = reply;
+                    if !body.is_empty() {
+                        header.insert(wire::CONTENT_TYPE, content_type);
+                    }
+                    send(socket, TransportMessage { header, body }).await;
+                }
+                Err(err) => send_error(socket, reply, &err).await,
+            },
+            EndpointFn::Stream(f) => {
+                let sid = stream_id.or(id).unwrap_or_default();
+                let (tx, inbox) = mpsc::channel(STREAM_INBOX);
+                streams.insert(sid, tx);
+                let out = Arc::new(Outbound {
+                    socket: socket.clone(),
+                    header: reply,
+                    content_type,
+                });
+                // go-micro clients open a stream with a message whose body is not a
+                // request (generated clients send an empty one, then the real
+                // requests): its body is discarded, as go-micro's server does.
+                let io = StreamIo {
+                    inbox,
+                    out: out.clone(),
+                    codec,
+                };
+                let fut = f(ctx, io);
+                let force = force.clone();
+                tasks.spawn(async move {
+                    tokio::select! {
+                        _ = force.cancelled() => {}
+                        _ = async {
+                            let res = guarded(fut, deadline).await;
+                            out.finish(&res).await;
+                        } => {}
+                    }
+                });
+            }
+        }
+    }
+
+    /// The route for `endpoint`, or go-micro's routing errors.
+    fn route(&self, endpoint: &str) -> Result<&Route, RpcError> {
+        let mut parts = endpoint.split('.');
+        let (Some(handler), Some(method), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(RpcError::bad_request(
+                SERVER_ID,
+                format!("rpc: service/endpoint request ill-formed: {endpoint}"),
+            ));
+        };
+        if let Some(r) = self.routes.get(endpoint) {
+            return Ok(r);
+        }
+        if self.handlers.iter().any(|h| h == handler) {
+            Err(RpcError::not_found(
+                SERVER_ID,
+                format!("rpc: can't find method {method}"),
+            ))
+        } else {
+            Err(RpcError::not_found(
+                SERVER_ID,
+                format!("rpc: can't find service {handler}"),
+            ))
+        }
+    }
+
+    async fn handle_event(&self, msg: TransportMessage, socket: &Arc<dyn Socket>) {
+        let mut header = msg.header.clone();
+        let result = match &self.events {
+            Some(sink) => sink.deliver(msg).await,
+            None => Err(RpcError::not_found(
+                SERVER_ID,
+                "no subscribers on this server",
+            )),
+        };
+        if let Err(e) = result {
+            wire::set_twin(&mut header, MICRO_ERROR, &e.to_json());
+        }
+        send(
+            socket,
+            TransportMessage {
+                header,
+                body: Bytes::new(),
+            },
+        )
+        .await;
+    }
+}
+
+/// Runs a handler future: a panic becomes a 500, a passed deadline a 408.
+async fn guarded<T>(
+    fut: BoxFuture<Result<T, RpcError>>,
+    deadline: Option<Instant>,
+) -> Result<T, RpcError> {
+    let fut = AssertUnwindSafe(fut).catch_unwind();
+    let outcome = match deadline {
+        Some(d) => match tokio::time::timeout_at(d, fut).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Err(RpcError::timeout(
+                    SERVER_ID,
+                    "deadline exceeded while handling the request",
+                ));
+            }
+        },
+        None => fut.await,
+    };
+    outcome.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        tracing::error!(panic = %what, "handler panicked");
+        Err(RpcError::internal(
+            SERVER_ID,
+            format!("handler panicked: {what}"),
+        ))
+    })
+}
+
+async fn send_error(socket: &Arc<dyn Socket>, mut header: Header, err: &RpcError) {
+    wire::set_twin(&mut header, MICRO_ERROR, &err.to_json());
+    send(
+        socket,
+        TransportMessage {
+            header,
+            body: Bytes::new(),
+        },
+    )
+    .await;
+}
+
+async fn send(socket: &Arc<dyn Socket>, msg: TransportMessage) {
+    if let Err(e) = socket.send(&msg).await {
+        tracing::debug!(remote = socket.remote_addr(), error = %e, "reply not sent");
+    }
+}

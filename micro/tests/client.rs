@@ -1,0 +1,276 @@
+//! The client: go-micro's client tests in spirit, plus retries on other nodes, fast
+//! failures, timeouts and concurrency over the HTTP transport.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{CallRequest, CallResponse, Empty, FailRequest, SlowRequest};
+use micro::client::{CallFn, CallTarget, CallWrapper, ClientOptions, RpcClient};
+use micro::registry::{Node, RegisterOptions, Registry, Service};
+use micro::server::Server;
+use micro::{ClientExt, RpcError};
+use parking_lot::Mutex;
+
+/// (service, endpoint, address) of each attempt.
+type Attempts = Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// A wrapper that records every attempt's target.
+fn recorder() -> (CallWrapper, Attempts) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let w: CallWrapper = Arc::new(move |next: CallFn| {
+        let log = log.clone();
+        Arc::new(
+            move |target: CallTarget, req: micro::client::Request, timeout: Duration| {
+                log.lock().push((
+                    req.service.clone(),
+                    req.endpoint.clone(),
+                    target.address.clone(),
+                ));
+                next(target, req, timeout)
+            },
+        )
+    });
+    (w, seen)
+}
+
+/// A node that is registered but whose process is gone: its port refuses.
+async fn dead_node(registry: &Arc<dyn Registry>, service: &str) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    drop(l);
+    let mut node = Node::new(format!("{service}-dead"), addr.clone());
+    node.metadata.insert("protocol".into(), "mucp".into());
+    let svc = Service {
+        name: service.into(),
+        version: "latest".into(),
+        nodes: vec![node],
+        ..Default::default()
+    };
+    registry
+        .register(&svc, &RegisterOptions::default())
+        .await
+        .unwrap();
+    addr
+}
+
+#[tokio::test]
+async fn with_address_bypasses_discovery_and_wrappers_see_the_target() {
+    // go-micro TestCallAddress.
+    let (server, _) = common::start(common::options(common::memory()), "s1").await;
+    let addr = server.address().unwrap();
+    let (w, seen) = recorder();
+    let client = RpcClient::new(ClientOptions::new().registry(common::memory()).wrap(w));
+    let rsp: CallResponse = client
+        .request("test", "Test.Call")
+        .address(addr.clone())
+        .call(&CallRequest { name: "A".into() })
+        .await
+        .unwrap();
+    assert_eq!(rsp.msg, "Hello A from s1");
+    assert_eq!(
+        *seen.lock(),
+        [("test".to_owned(), "Test.Call".to_owned(), addr)]
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_wrapper_sees_the_node_chosen_from_the_registry() {
+    // go-micro TestCallWrapper.
+    let registry = common::memory();
+    let (server, _) = common::start(common::options(registry.clone()), "s1").await;
+    let (w, seen) = recorder();
+    let client = RpcClient::new(ClientOptions::new().registry(registry).wrap(w));
+    let _: CallResponse = client
+        .request("test", "Test.Call")
+        .call(&CallRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(seen.lock()[0].2, server.address().unwrap());
+    client.close().await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_call_retries_onto_another_node_when_its_node_is_dead() {
+    // go-micro TestCallRetry, and field notes: a retry goes to a different node.
+    let registry = common::memory();
+    let (server, handler) = common::start(common::options(registry.clone()), "live").await;
+    let dead = dead_node(&registry, "test").await;
+    let (w, seen) = recorder();
+    let client = RpcClient::new(ClientOptions::new().registry(registry).wrap(w).retries(1));
+    for i in 0..50 {
+        let rsp: CallResponse = client
+            .request("test", "Test.Call")
+            .call(&CallRequest {
+                name: i.to_string(),
+            })
+            .await
+            .unwrap();
+        assert!(rsp.msg.ends_with("from live"));
+    }
+    assert_eq!(handler.served.load(std::sync::atomic::Ordering::SeqCst), 50);
+    let attempts = seen.lock().clone();
+    let to_dead = attempts.iter().filter(|a| a.2 == dead).count();
+    // The dead node is tried at most once per call, and after its first failure the
+    // selector tries it last, so almost every call goes straight to the live node.
+    assert!(
+        (1..=3).contains(&to_dead),
+        "{to_dead} attempts on the dead node"
+    );
+    client.close().await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn when_every_node_is_dead_the_call_fails_fast() {
+    let registry = common::memory();
+    dead_node(&registry, "gone").await;
+    let client = RpcClient::new(ClientOptions::new().registry(registry).retries(5));
+    let start = Instant::now();
+    let err = client
+        .request("gone", "Test.Call")
+        .call::<_, CallResponse>(&CallRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.id, "go.micro.client.transport", "{err}");
+    assert!(err.detail.contains("connection error"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+    client.close().await;
+}
+
+#[tokio::test]
+async fn an_unknown_service_fails_fast_with_not_found() {
+    let client = common::client(common::memory());
+    let start = Instant::now();
+    let err = client
+        .request("nobody", "X.Y")
+        .call::<_, CallResponse>(&CallRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!((err.id.as_str(), err.code), ("go.micro.client", 500));
+    assert_eq!(err.detail, "service nobody: not found");
+    assert!(start.elapsed() < Duration::from_millis(500));
+    client.close().await;
+}
+
+#[tokio::test]
+async fn the_call_timeout_ends_a_slow_call_with_408() {
+    let registry = common::memory();
+    let (server, _) = common::start(common::options(registry.clone()), "s1").await;
+    let client = RpcClient::new(ClientOptions::new().registry(registry).retries(0));
+    let start = Instant::now();
+    let err = client
+        .request("test", "Test.Slow")
+        .timeout(Duration::from_millis(100))
+        .call::<_, Empty>(&SlowRequest { millis: 3000 })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 408, "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    client.close().await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn handler_errors_are_returned_as_they_are_and_not_retried() {
+    let registry = common::memory();
+    let (server, _) = common::start(common::options(registry.clone()), "s1").await;
+    let (w, seen) = recorder();
+    let client = RpcClient::new(ClientOptions::new().registry(registry).wrap(w).retries(3));
+    let err = client
+        .request("test", "Test.Fail")
+        .call::<_, Empty>(&FailRequest {
+            code: 500,
+            detail: "broken".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err, RpcError::new("test", "broken", 500));
+    assert_eq!(seen.lock().len(), 1, "an application error is not retried");
+    client.close().await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn metadata_is_sent_as_headers() {
+    let registry = common::memory();
+    let (server, _) = common::start(common::options(registry.clone()), "s1").await;
+    let client = common::client(registry);
+    let meta: common::MetaResponse = client
+        .request("test", "Test.Meta")
+        .metadata("X-User", "alice")
+        .metadata("trace-id", "abc")
+        .call(&Empty {})
+        .await
+        .unwrap();
+    assert_eq!(
+        meta.metadata.get("X-User").map(String::as_str),
+        Some("alice")
+    );
+    assert_eq!(
+        meta.metadata.get("Trace-Id").map(String::as_str),
+        Some("abc")
+    );
+    assert!(
+        meta.metadata.contains_key("Timeout"),
+        "the deadline travels in Timeout"
+    );
+    client.close().await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_concurrent_callers_over_http() {
+    let registry = common::memory();
+    let (s1, h1) = common::start(common::options(registry.clone()), "s1").await;
+    let (s2, h2) = common::start(common::options(registry.clone()), "s2").await;
+    let client = Arc::new(common::client(registry));
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..200 {
+                let name = format!("{t}-{i}");
+                let rsp: CallResponse = client
+                    .request("test", "Test.Call")
+                    .call(&CallRequest { name: name.clone() })
+                    .await
+                    .unwrap();
+                assert!(rsp.msg.starts_with(&format!("Hello {name} from s")));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (a, b) = (
+        h1.served.load(std::sync::atomic::Ordering::SeqCst),
+        h2.served.load(std::sync::atomic::Ordering::SeqCst),
+    );
+    assert_eq!(a + b, 3200);
+    assert!(
+        a > 800 && b > 800,
+        "random selection spreads calls: {a} / {b}"
+    );
+    assert!(
+        client.pool().idle_total() <= 32,
+        "idle connections are bounded"
+    );
+    client.close().await;
+    s1.stop().await.unwrap();
+    s2.stop().await.unwrap();
+}
