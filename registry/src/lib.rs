@@ -15,6 +15,7 @@
 //!
 //! This crate depends on no other micro crate.
 
+pub mod addr;
 pub mod cache;
 mod error;
 pub mod memory;

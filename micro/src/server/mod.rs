@@ -405,7 +405,7 @@ impl Server for RpcServer {
         let o = &self.inner.opts;
         let listener = o.transport.listen(&o.address).await?;
         let bound = listener.addr();
-        let advertised = register::advertise_address(o.advertise.as_deref(), &bound);
+        let advertised = micro_registry::addr::advertise_address(&bound, o.advertise.as_deref());
         let subscribers = {
             let list = self.inner.subscribers.lock();
             (!list.is_empty())

@@ -1,7 +1,6 @@
 //! The registration lifecycle: the node record, registering with retries, the
 //! re-registration loop and deregistration.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -153,105 +152,5 @@ pub(crate) fn service_record(
         metadata: Default::default(),
         endpoints,
         nodes: vec![node],
-    }
-}
-
-/// The address to advertise: `advertise` if set, else the bound address; an
-/// unspecified or empty host is replaced by an address of this machine (the first
-/// private IPv4, else the first other non-loopback address, else loopback), as
-/// go-micro v5 does.
-pub(crate) fn advertise_address(advertise: Option<&str>, bound: &str) -> String {
-    let addr = advertise.filter(|a| !a.is_empty()).unwrap_or(bound);
-    let (host, port) = split_host_port(addr);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let unspecified = host.is_empty() || host == "0.0.0.0" || host == "::";
-    let host = if unspecified {
-        local_ip().to_string()
-    } else {
-        host.to_owned()
-    };
-    match port {
-        Some(p) => join_host_port(&host, p),
-        None => host,
-    }
-}
-
-/// `host:port` joined with brackets around IPv6 hosts.
-pub(crate) fn join_host_port(host: &str, port: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-fn split_host_port(addr: &str) -> (&str, Option<&str>) {
-    if let Some(rest) = addr.strip_prefix('[') {
-        if let Some((h, p)) = rest.split_once("]:") {
-            return (h, Some(p));
-        }
-        return (rest.trim_end_matches(']'), None);
-    }
-    match addr.rsplit_once(':') {
-        // A bare IPv6 address without port has several colons.
-        Some((h, p)) if !h.contains(':') => (h, Some(p)),
-        Some(_) => (addr, None),
-        None => (addr, None),
-    }
-}
-
-fn local_ip() -> IpAddr {
-    let addrs = if_addrs::get_if_addrs().unwrap_or_default();
-    let ips: Vec<IpAddr> = addrs.iter().map(|i| i.ip()).collect();
-    let private = ips.iter().find(|ip| match ip {
-        IpAddr::V4(v4) => v4.is_private(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
-    });
-    private
-        .or_else(|| {
-            ips.iter()
-                .find(|ip| !ip.is_loopback() && !is_link_local(ip))
-        })
-        .copied()
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
-}
-
-fn is_link_local(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn explicit_hosts_are_kept_and_ipv6_is_bracketed() {
-        assert_eq!(advertise_address(None, "127.0.0.1:8080"), "127.0.0.1:8080");
-        assert_eq!(
-            advertise_address(Some("10.1.2.3:9"), "127.0.0.1:8080"),
-            "10.1.2.3:9"
-        );
-        assert_eq!(advertise_address(None, "[::1]:8080"), "[::1]:8080");
-        assert_eq!(
-            advertise_address(Some("queue-name"), "127.0.0.1:1"),
-            "queue-name"
-        );
-    }
-
-    #[test]
-    fn unspecified_hosts_become_a_local_address() {
-        for bound in ["0.0.0.0:8080", ":8080", "[::]:8080"] {
-            let a = advertise_address(None, bound);
-            assert!(a.ends_with(":8080"), "{a}");
-            let host = a
-                .trim_end_matches(":8080")
-                .trim_start_matches('[')
-                .trim_end_matches(']');
-            let ip: IpAddr = host.parse().expect("an IP");
-            assert!(!ip.is_unspecified(), "{a}");
-        }
     }
 }
