@@ -66,7 +66,8 @@ async fn start_registers_go_micros_record() {
             "Test.Meta",
             "Test.Panic",
             "Test.Slow",
-            "Test.Sum"
+            "Test.Sum",
+            "Test.Unencodable"
         ]
     );
     let call = &svc.endpoints[0];

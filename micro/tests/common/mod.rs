@@ -42,6 +42,18 @@ pub struct MetaResponse {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// A reply whose encoding always fails (go-micro's TestCodecWriteError).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct Unencodable {}
+
+impl Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(
+            "this value refuses to be encoded",
+        ))
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Num {
     pub n: i64,
@@ -94,6 +106,10 @@ impl Test {
         Ok(MetaResponse { metadata })
     }
 
+    async fn unencodable(self: Arc<Self>, _: Context, _: Empty) -> Result<Unencodable, RpcError> {
+        Ok(Unencodable {})
+    }
+
     async fn sum(self: Arc<Self>, _: Context, mut nums: Streaming<Num>) -> Result<Num, RpcError> {
         let mut n = 0;
         while let Some(x) = nums.recv().await? {
@@ -142,6 +158,7 @@ impl Handler for Test {
             .unary("Panic", Self::panic)
             .unary("Fail", Self::fail)
             .unary("Meta", Self::meta)
+            .unary("Unencodable", Self::unencodable)
             .client_stream("Sum", Self::sum)
             .server_stream("Count", Self::count)
             .bidi("Echo", Self::echo);
