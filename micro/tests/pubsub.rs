@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use micro::broker::{Broker, HttpBroker, HttpBrokerOptions};
+use micro::broker::{HttpBroker, HttpBrokerOptions};
 use micro::registry::{MemoryRegistry, Registry};
 use micro::server::Subscriber;
 use micro::{ClientExt, Context, RpcError, Service};
@@ -245,7 +245,7 @@ async fn subscribers_are_registered_as_go_micro_endpoints_and_removed_on_stop() 
     let subs: Vec<_> = record
         .endpoints
         .iter()
-        .filter(|e| e.metadata.get("subscriber").is_some())
+        .filter(|e| e.metadata.contains_key("subscriber"))
         .collect();
     // By topic descending, as go-micro lists them; named Func; request = the event.
     assert_eq!(
