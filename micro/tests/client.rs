@@ -149,6 +149,60 @@ async fn when_every_node_is_dead_the_call_fails_fast() {
 }
 
 #[tokio::test]
+async fn a_refused_connection_says_why() {
+    // The wire error has no source chain: the cause must be in its detail, as in
+    // go-micro's "connection error: dial tcp ...: connect: connection refused".
+    let registry = common::memory();
+    let addr = dead_node(&registry, "refusing").await;
+    let client = RpcClient::new(ClientOptions::new().registry(registry).retries(0));
+    let err = client
+        .request("refusing", "Test.Call")
+        .call::<_, CallResponse>(&CallRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.id, "go.micro.client.transport", "{err}");
+    assert!(
+        err.detail
+            .starts_with(&format!("connection error: connect to {addr} failed: ")),
+        "{err}"
+    );
+    assert!(err.detail.to_lowercase().contains("refused"), "{err}");
+    let stream = client
+        .request("refusing", "Test.Stream")
+        .stream::<CallRequest, CallResponse>()
+        .await;
+    let Err(err) = stream else {
+        panic!("a stream opened to a refusing node");
+    };
+    assert!(err.detail.to_lowercase().contains("refused"), "{err}");
+    client.close().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_registry_does_not_hold_a_call_past_its_timeout() {
+    // The first lookup of a service waits for the registry; a registry that hangs
+    // (a network partition) must not keep the call beyond its own timeout.
+    let memory = Arc::new(micro::registry::MemoryRegistry::new());
+    let faulty = Arc::new(micro::registry::testing::Faulty::new(memory.clone()));
+    dead_node(&(memory as Arc<dyn Registry>), "hung").await;
+    faulty.set_delay(Duration::from_secs(60));
+    let client = RpcClient::new(
+        ClientOptions::new()
+            .registry(faulty)
+            .request_timeout(Duration::from_millis(300)),
+    );
+    let start = tokio::time::Instant::now();
+    let err = client
+        .request("hung", "Test.Call")
+        .call::<_, CallResponse>(&CallRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 408, "{err}");
+    assert_eq!(start.elapsed(), Duration::from_millis(300));
+    client.close().await;
+}
+
+#[tokio::test]
 async fn an_unknown_service_fails_fast_with_not_found() {
     let client = common::client(common::memory());
     let start = Instant::now();

@@ -210,6 +210,55 @@ fn rpc_errors_are_go_micro_json() {
     assert_eq!((extra.id.as_str(), extra.code), ("a", 409));
 }
 
+/// The status is Go's `net/http.StatusText` of the code, as go-micro's
+/// `errors.New` sets it; go-micro v4.11 and v5.30 clients compare it verbatim
+/// (found by the interop suite: codes outside the common set had no status).
+#[test]
+fn rpc_error_status_is_gos_status_text_for_every_code() {
+    for (code, status) in [
+        (102, "Processing"),
+        (103, "Early Hints"),
+        (203, "Non-Authoritative Information"),
+        (207, "Multi-Status"),
+        (226, "IM Used"),
+        (303, "See Other"),
+        (307, "Temporary Redirect"),
+        (308, "Permanent Redirect"),
+        (407, "Proxy Authentication Required"),
+        (413, "Request Entity Too Large"),
+        (414, "Request URI Too Long"),
+        (416, "Requested Range Not Satisfiable"),
+        (417, "Expectation Failed"),
+        (418, "I'm a teapot"),
+        (421, "Misdirected Request"),
+        (422, "Unprocessable Entity"),
+        (423, "Locked"),
+        (424, "Failed Dependency"),
+        (425, "Too Early"),
+        (426, "Upgrade Required"),
+        (428, "Precondition Required"),
+        (429, "Too Many Requests"),
+        (431, "Request Header Fields Too Large"),
+        (451, "Unavailable For Legal Reasons"),
+        (505, "HTTP Version Not Supported"),
+        (506, "Variant Also Negotiates"),
+        (507, "Insufficient Storage"),
+        (508, "Loop Detected"),
+        (510, "Not Extended"),
+        (511, "Network Authentication Required"),
+    ] {
+        let e = RpcError::new("helloworld", "d", code);
+        assert_eq!(e.status, status, "code {code}");
+        assert_eq!(micro::errors::status_text(code), status, "code {code}");
+    }
+    // Codes Go has no text for get none, and no status field on the wire.
+    for code in [0, 299, 419, 499, 509, 599, 1000, -1] {
+        let e = RpcError::new("helloworld", "d", code);
+        assert_eq!(e.status, "", "code {code}");
+        assert!(!e.to_json().contains("status"), "code {code}");
+    }
+}
+
 #[derive(Deserialize)]
 #[allow(dead_code)]
 struct Outer {

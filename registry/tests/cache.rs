@@ -47,6 +47,12 @@ fn ids(snapshot: &micro_registry::Snapshot) -> Vec<String> {
     v
 }
 
+/// Lets a background refresh the last lookup started run (time is paused in most
+/// tests, so this costs nothing).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
 /// Polls `check` every 10 ms until it holds, for at most `limit`.
 async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
@@ -116,7 +122,83 @@ async fn an_expired_entry_is_served_stale_while_the_registry_fails() {
     f.faulty.set_fault(Fault::Fail);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(ids(&f.cache.get("foo").await.unwrap()), ["a", "b"]);
+    settle().await;
     assert_eq!(f.faulty.lookups(), 2);
+    // The failed refresh left the entry stale, not empty.
+    assert_eq!(ids(&f.cache.get("foo").await.unwrap()), ["a", "b"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_entry_is_served_at_once_while_a_hung_registry_is_read() {
+    // A registry that hangs (a network partition) must not hold callers up when
+    // the cache has nodes: they are served at once and one read runs behind.
+    let f = fixture(
+        CacheOptions::default()
+            .ttl(Duration::from_secs(1))
+            .watch(false),
+    );
+    f.memory
+        .register(&svc("foo", &["a", "b"]), &NO_TTL)
+        .await
+        .unwrap();
+    f.cache.get("foo").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    f.faulty.set_delay(Duration::from_secs(30));
+    f.memory
+        .register(&svc("foo", &["c"]), &NO_TTL)
+        .await
+        .unwrap();
+    let start = tokio::time::Instant::now();
+    for _ in 0..100 {
+        assert_eq!(ids(&f.cache.get("foo").await.unwrap()), ["a", "b"]);
+        settle().await;
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "callers waited for the registry: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        f.faulty.lookups(),
+        2,
+        "one background read, not one per caller"
+    );
+    // Once the registry answers, the entry has the new node set.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(ids(&f.cache.get("foo").await.unwrap()), ["a", "b", "c"]);
+    f.cache.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_ends_a_background_refresh_and_later_lookups_read_the_registry() {
+    let f = fixture(
+        CacheOptions::default()
+            .ttl(Duration::from_secs(1))
+            .watch(false),
+    );
+    f.memory
+        .register(&svc("foo", &["a"]), &NO_TTL)
+        .await
+        .unwrap();
+    f.cache.get("foo").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    f.faulty.set_delay(Duration::from_secs(60));
+    assert_eq!(ids(&f.cache.get("foo").await.unwrap()), ["a"]);
+    settle().await;
+    let start = tokio::time::Instant::now();
+    f.cache.stop().await;
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "stop waited for the hung read: {:?}",
+        start.elapsed()
+    );
+    // Stopped: an expired entry is read before it is served.
+    f.faulty.set_delay(Duration::ZERO);
+    f.memory
+        .register(&svc("foo", &["b"]), &NO_TTL)
+        .await
+        .unwrap();
+    assert_eq!(ids(&f.cache.get("foo").await.unwrap()), ["a", "b"]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -152,6 +234,7 @@ async fn a_failing_slow_registry_is_asked_at_most_once_per_retry_interval() {
     assert_eq!(f.faulty.lookups(), 2);
     tokio::time::sleep(Duration::from_secs(5)).await;
     f.cache.get("foo").await.unwrap();
+    settle().await;
     assert_eq!(f.faulty.lookups(), 3, "asked again after the interval");
 }
 
@@ -453,7 +536,15 @@ async fn stop_ends_the_watch_tasks() {
     assert_eq!(f.cache.watched(), 3);
     assert_eq!(metrics.num_alive_tasks(), base + 3);
     f.cache.stop().await;
-    assert_eq!(metrics.num_alive_tasks(), base);
+    // A finished task leaves the runtime's count a moment after its handle
+    // completes: wait for that, briefly.
+    assert!(
+        eventually(Duration::from_secs(2), async || metrics.num_alive_tasks()
+            == base)
+        .await,
+        "{} tasks left",
+        metrics.num_alive_tasks() - base
+    );
     // Lookups still work, without watches.
     assert!(f.cache.get("a").await.is_ok());
     assert_eq!(f.cache.watched(), 0);

@@ -53,12 +53,30 @@ fn server_broker_and_nested_records_round_trip_byte_for_byte() {
 const CAPTURED: &[(&str, &str)] = &[
     ("v4-server", include_str!("fixtures/v4-server.json")),
     ("v5-server", include_str!("fixtures/v5-server.json")),
-    ("v4-broker-broadcast", include_str!("fixtures/v4-broker-broadcast.json")),
-    ("v5-broker-broadcast", include_str!("fixtures/v5-broker-broadcast.json")),
-    ("v4-broker-queued", include_str!("fixtures/v4-broker-queued.json")),
-    ("v5-broker-queued", include_str!("fixtures/v5-broker-queued.json")),
-    ("v4-broker-events", include_str!("fixtures/v4-broker-events.json")),
-    ("v5-broker-events", include_str!("fixtures/v5-broker-events.json")),
+    (
+        "v4-broker-broadcast",
+        include_str!("fixtures/v4-broker-broadcast.json"),
+    ),
+    (
+        "v5-broker-broadcast",
+        include_str!("fixtures/v5-broker-broadcast.json"),
+    ),
+    (
+        "v4-broker-queued",
+        include_str!("fixtures/v4-broker-queued.json"),
+    ),
+    (
+        "v5-broker-queued",
+        include_str!("fixtures/v5-broker-queued.json"),
+    ),
+    (
+        "v4-broker-events",
+        include_str!("fixtures/v4-broker-events.json"),
+    ),
+    (
+        "v5-broker-events",
+        include_str!("fixtures/v5-broker-events.json"),
+    ),
 ];
 
 #[test]
@@ -93,7 +111,10 @@ fn captured_records_read_as_go_micro_meant_them() {
     assert_eq!(server.nodes[0].metadata["protocol"], "mucp");
 
     let queued: Service = serde_json::from_str(CAPTURED[4].1).unwrap();
-    assert_eq!((queued.name.as_str(), queued.version.as_str()), ("micro.http.broker", "workers"));
+    assert_eq!(
+        (queued.name.as_str(), queued.version.as_str()),
+        ("micro.http.broker", "workers")
+    );
     assert!(queued.endpoints.is_empty() && queued.metadata.is_empty());
     assert_eq!(queued.nodes[0].metadata["topic"], "example.queued");
     assert!(queued.nodes[0].id.starts_with("example.queued-"));

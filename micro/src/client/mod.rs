@@ -64,6 +64,27 @@ pub use stream::{ClientStream, RawStream};
 use crate::codec::Codecs;
 use crate::{Metadata, RpcError};
 
+/// A transport failure as a client error (id `go.micro.client.transport`): the
+/// detail is `context` (when not empty), then the error and each of its causes,
+/// `: `-separated, as `connection error: connect to 127.0.0.1:9 failed: Connection
+/// refused (os error 111)`. A wire error carries no source chain, so the cause
+/// (refused, reset, timed out) has to be in its text.
+pub(crate) fn transport_error(context: &str, err: &micro_transport::Error) -> RpcError {
+    let mut detail = String::from(context);
+    let mut next: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !detail.contains(&text) {
+            if !detail.is_empty() {
+                detail.push_str(": ");
+            }
+            detail.push_str(&text);
+        }
+        next = e.source();
+    }
+    RpcError::internal(crate::wire::CLIENT_TRANSPORT_ID, detail)
+}
+
 /// One request, encoded.
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -176,5 +197,35 @@ impl<C: Client + ?Sized> Client for Arc<C> {
 
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_errors_keep_their_causes() {
+        let refused = micro_transport::Error::Connect {
+            addr: "127.0.0.1:9".into(),
+            source: std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused here"),
+        };
+        let e = transport_error("connection error", &refused);
+        assert_eq!(e.id, "go.micro.client.transport");
+        assert_eq!(e.code, 500);
+        assert_eq!(
+            e.detail,
+            "connection error: connect to 127.0.0.1:9 failed: refused here"
+        );
+        let io = micro_transport::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::BrokenPipe,
+            "pipe broke",
+        ));
+        assert_eq!(transport_error("", &io).detail, "i/o error: pipe broke");
+        assert_eq!(
+            transport_error("", &micro_transport::Error::Closed).detail,
+            "connection closed"
+        );
+        assert!(super::is_transport_error(&transport_error("", &io)));
     }
 }

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::retry::{RetryPolicy, backoff, is_transport_error, retry_on_transport_and_timeout};
 use super::stream::RawStream;
-use super::{CallOptions, Client, Request, Response, ResponseFuture};
+use super::{CallOptions, Client, Request, Response, ResponseFuture, transport_error};
 use crate::RpcError;
 use crate::codec::{Codecs, DEFAULT_CONTENT_TYPE};
 use crate::wire::{self, CLIENT_ID, CLIENT_TRANSPORT_ID};
@@ -359,9 +359,7 @@ impl Base {
                     .pool
                     .get(&target.address, &self.dial)
                     .await
-                    .map_err(|e| {
-                        RpcError::internal(CLIENT_TRANSPORT_ID, format!("connection error: {e}"))
-                    })?;
+                    .map_err(|e| transport_error("connection error", &e))?;
                 let reused = conn.is_reused();
                 let sent = conn.socket().send(&msg).await;
                 let reply = match sent {
@@ -378,7 +376,7 @@ impl Base {
                         continue;
                     }
                     Err(e) => {
-                        return Err(RpcError::internal(CLIENT_TRANSPORT_ID, e.to_string()));
+                        return Err(transport_error("", &e));
                     }
                 }
             }
@@ -451,7 +449,14 @@ impl Client for RpcClient {
                 }
                 tokio::time::sleep(pause).await;
             }
-            let target = match self.target(&req, &opts, &avoid).await {
+            // Selecting counts against the deadline: a registry that hangs on a
+            // first lookup must not hold the call past its timeout.
+            let Ok(selected) =
+                tokio::time::timeout_at(deadline, self.target(&req, &opts, &avoid)).await
+            else {
+                break;
+            };
+            let target = match selected {
                 Ok(t) => t,
                 // Every node failed at the transport level during this call.
                 Err(e) if !avoid.is_empty() && e.detail.ends_with("none available") => break,
@@ -518,10 +523,7 @@ impl Client for RpcClient {
                     } else {
                         target.node_id
                     });
-                    last = Some(RpcError::internal(
-                        CLIENT_TRANSPORT_ID,
-                        format!("connection error: {e}"),
-                    ));
+                    last = Some(transport_error("connection error", &e));
                 }
             }
         }

@@ -11,7 +11,7 @@ use super::Request;
 use crate::RpcError;
 use crate::codec::CodecRef;
 use crate::server::Message;
-use crate::wire::{self, CLIENT_CODEC_ID, CLIENT_TRANSPORT_ID, EOS, MICRO_ERROR};
+use crate::wire::{self, CLIENT_CODEC_ID, EOS, MICRO_ERROR};
 
 /// A stream to one node, with encoded messages. Every message carries the stream's
 /// headers (`Micro-Stream`, `Micro-Id`, service, endpoint, content type), as
@@ -68,7 +68,7 @@ impl RawStream {
         self.socket
             .send(&msg)
             .await
-            .map_err(|e| RpcError::internal(CLIENT_TRANSPORT_ID, e.to_string()))
+            .map_err(|e| super::transport_error("", &e))
     }
 
     /// The next message, or `None` once the server ended the stream (`EOS`). An
@@ -78,7 +78,7 @@ impl RawStream {
             .socket
             .recv()
             .await
-            .map_err(|e| RpcError::internal(CLIENT_TRANSPORT_ID, e.to_string()))?;
+            .map_err(|e| super::transport_error("", &e))?;
         match wire::micro_header(&msg.header, MICRO_ERROR) {
             Some(EOS) => Ok(None),
             Some(err) => Err(RpcError::parse(err)),
@@ -98,7 +98,7 @@ impl RawStream {
                 body: Bytes::new(),
             })
             .await
-            .map_err(|e| RpcError::internal(CLIENT_TRANSPORT_ID, e.to_string()))
+            .map_err(|e| super::transport_error("", &e))
     }
 
     /// Ends the stream as go-micro's client does: sends `EOS`, then closes the

@@ -44,7 +44,9 @@ impl Default for CacheOptions {
 
 impl CacheOptions {
     /// How long a node set read from the registry is served without asking again.
-    /// Watch events renew it. Default: 60 s (go-micro's `DefaultTTL`).
+    /// Watch events renew it. Once it ran out, the next lookup still gets the node
+    /// set at once while the registry is read in the background. Default: 60 s
+    /// (go-micro's `DefaultTTL`).
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
@@ -102,6 +104,12 @@ type Flight = Shared<BoxFuture<'static, Result<Snapshot>>>;
 ///   it and applies create, update and delete events as they arrive (go-micro's merge
 ///   rules), so changes show up without waiting for the TTL. Lost events (a lagging
 ///   or failed watch) make the next lookup ask the registry again.
+/// * **Stale while refreshing.** When an entry's TTL ran out, the next lookup still
+///   gets its nodes at once, and one registry read in the background refreshes it:
+///   a registry that is slow, or hangs as in a network partition, never holds a
+///   caller up. Callers wait for the registry only when the cache has nothing to
+///   serve, or when events may have been lost ([`Cache::invalidate`], a lagging
+///   watch).
 /// * **Stale on error.** When the registry fails, the last node set is served and the
 ///   registry is asked again at most every `min_retry_interval`.
 /// * **No transient empties.** When the registry starts reporting no nodes for a
@@ -110,8 +118,8 @@ type Flight = Shared<BoxFuture<'static, Result<Snapshot>>>;
 /// * **Fast not-found.** A name the registry does not know fails at once with
 ///   [`Error::NotFound`], and that answer is remembered for `not_found_ttl`.
 ///
-/// The watch tasks belong to the cache: [`Cache::stop`] ends them and waits, and
-/// dropping the last clone aborts them.
+/// The watch and background refresh tasks belong to the cache: [`Cache::stop`] ends
+/// them and waits, and dropping the last clone aborts them.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -152,6 +160,8 @@ pub(crate) struct Inner {
 struct Watchers {
     stopped: bool,
     tasks: HashMap<String, JoinHandle<()>>,
+    /// Background reads of expired entries, at most one per name.
+    refreshes: HashMap<String, JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -198,6 +208,16 @@ impl Cache {
                 if now < e.expires {
                     return e.serve(now, self.inner.opts.grace());
                 }
+                // Expired, with nodes to serve and no sign of lost events: serve
+                // them and read the registry in the background.
+                if !e.needs_lookup {
+                    if let Ok(stale) = e.serve(now, self.inner.opts.grace()) {
+                        drop(entries);
+                        if self.inner.refresh_in_background(name) {
+                            return Ok(stale);
+                        }
+                    }
+                }
             }
         }
         self.fetch_shared(name).await
@@ -209,13 +229,15 @@ impl Cache {
         self.inner.invalidate(name);
     }
 
-    /// Stops every watch task and waits for them. Lookups keep working afterwards,
-    /// without watches (entries then live for the TTL).
+    /// Stops every watch and background refresh task and waits for them. Lookups
+    /// keep working afterwards, without watches (entries then live for the TTL) and
+    /// without background refreshes (an expired entry is read before it is served).
     pub async fn stop(&self) {
         let tasks: Vec<JoinHandle<()>> = {
             let mut w = self.inner.watchers.lock();
             w.stopped = true;
-            w.tasks.drain().map(|(_, t)| t).collect()
+            let refreshes: Vec<_> = w.refreshes.drain().map(|(_, t)| t).collect();
+            w.tasks.drain().map(|(_, t)| t).chain(refreshes).collect()
         };
         for t in tasks {
             t.abort();
@@ -264,18 +286,51 @@ impl Inner {
             }
         }
         let res = self.registry.get_service(&name).await;
-        let now = Instant::now();
-        let (out, start_watch) = {
-            let mut entries = self.entries.write();
-            let e = entries.entry(name.clone()).or_default();
-            let start_watch = e.apply_lookup(res, now, &self.opts, &name);
-            (e.serve(now, self.opts.grace()), start_watch)
-        };
+        let (out, start_watch) = self.apply_lookup(&name, res);
         self.flights.lock().remove(&name);
         if start_watch {
             self.clone().start_watch(&name);
         }
         out
+    }
+
+    /// Applies a lookup's result to the entry of `name`; returns what a caller gets
+    /// now, and whether the name should now be watched.
+    fn apply_lookup(&self, name: &str, res: Result<Vec<Service>>) -> (Result<Snapshot>, bool) {
+        let now = Instant::now();
+        let mut entries = self.entries.write();
+        let e = entries.entry(name.to_owned()).or_default();
+        let start_watch = e.apply_lookup(res, now, &self.opts, name);
+        (e.serve(now, self.opts.grace()), start_watch)
+    }
+
+    /// Reads `name` from the registry in a task of the cache's, unless one already
+    /// does. Returns false when no task can be started (no runtime, or the cache
+    /// was stopped): the caller then reads the registry itself.
+    fn refresh_in_background(self: &Arc<Self>, name: &str) -> bool {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let mut w = self.watchers.lock();
+        if w.stopped {
+            return false;
+        }
+        if w.refreshes.get(name).is_some_and(|t| !t.is_finished()) {
+            return true;
+        }
+        w.refreshes.retain(|_, t| !t.is_finished());
+        // The task holds the cache weakly, so it never keeps a dropped cache alive.
+        let (cache, registry, key) = (Arc::downgrade(self), self.registry.clone(), name.to_owned());
+        let task = rt.spawn(async move {
+            let res = registry.get_service(&key).await;
+            let Some(inner) = cache.upgrade() else { return };
+            let (_, start_watch) = inner.apply_lookup(&key, res);
+            if start_watch {
+                inner.start_watch(&key);
+            }
+        });
+        w.refreshes.insert(name.to_owned(), task);
+        true
     }
 
     fn invalidate(&self, name: &str) {
@@ -306,7 +361,8 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        for (_, t) in self.watchers.get_mut().tasks.drain() {
+        let w = self.watchers.get_mut();
+        for (_, t) in w.tasks.drain().chain(w.refreshes.drain()) {
             t.abort();
         }
     }

@@ -41,6 +41,7 @@ type app struct {
 	node    string
 	seconds float64
 	via     string
+	seen    bool
 	delay   time.Duration
 }
 
@@ -66,6 +67,7 @@ func main() {
 	fs.StringVar(&a.node, "node", "", "wait-gone: node id")
 	fs.Float64Var(&a.seconds, "seconds", 10, "watch, wait-gone: duration")
 	fs.StringVar(&a.via, "via", "selector", "wait-gone: look nodes up via the client's selector (cached) or the registry")
+	fs.BoolVar(&a.seen, "seen_first", false, "wait-gone: first wait until the node is present and print READY, then wait until it is gone")
 	_ = fs.Parse(os.Args[2:])
 	if err := cfg.Check(); err != nil {
 		peer.Fatal("client: %v", err)
@@ -243,32 +245,117 @@ func (a *app) watch() error {
 
 // waitGone polls until the node is no longer returned, printing
 // {"gone":true,"waited_ms":N}; it fails when the time is up.
+//
+// With --seen_first it first polls until the node is returned, then (with
+// --via selector) makes sure the selector's cache watches the service, and
+// prints READY; waited_ms then counts from READY. go-micro's cache starts its
+// watch in the background, up to 100 ms after the lookup that filled it, and
+// keeps an entry 60 s without re-reading it, so a node removed before the watch
+// runs would stay in the selector for a minute. To know the watch runs, the
+// client registers a probe node of the service, waits until the selector
+// returns it (only the watch can bring it into a fresh entry), deregisters it
+// and waits until the selector drops it.
 func (a *app) waitGone() error {
 	if a.node == "" {
 		peer.Fatal("client: wait-gone needs --node")
 	}
 	start := time.Now()
+	if a.seen {
+		services, err := a.until(a.node, true, start)
+		if err != nil {
+			return err
+		}
+		if a.via == "selector" {
+			if err := a.primeWatch(services, start); err != nil {
+				return err
+			}
+		}
+		peer.Line("READY")
+		start = time.Now()
+	}
+	if _, err := a.until(a.node, false, start); err != nil {
+		return err
+	}
+	peer.Emit(map[string]any{"gone": true, "waited_ms": time.Since(start).Milliseconds()})
+	return nil
+}
+
+// until polls (every 50 ms, while --seconds since start allow) until the node
+// id is returned (want true) or not (want false); returns the last services.
+func (a *app) until(id string, want bool, start time.Time) ([]*registry.Service, error) {
 	for {
-		present, err := a.present()
-		if err == nil && !present {
-			peer.Emit(map[string]any{"gone": true, "waited_ms": time.Since(start).Milliseconds()})
-			return nil
+		services, err := a.lookup()
+		if err == nil && contains(services, id) == want {
+			return services, nil
 		}
 		if time.Since(start) > seconds(a.seconds) {
-			return fmt.Errorf("node %s still present after %gs (last error: %v)", a.node, a.seconds, err)
+			state := "still present"
+			if want {
+				state = "never present"
+			}
+			return nil, fmt.Errorf("node %s %s after %gs (last error: %v)", id, state, a.seconds, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-func (a *app) present() (bool, error) {
+// primeWatch registers a probe node next to the watched node, waits until
+// the lookup returns it, deregisters it and waits until the lookup drops it.
+// A probe registered before the watch started is never seen (etcd sends no
+// event for it); it is then replaced by a new one, each given one second.
+func (a *app) primeWatch(services []*registry.Service, start time.Time) error {
+	version := ""
+	for _, s := range services {
+		if contains([]*registry.Service{s}, a.node) {
+			version = s.Version
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		probe := &registry.Service{
+			Name:    a.service,
+			Version: version,
+			Nodes: []*registry.Node{{
+				Id:       fmt.Sprintf("%s-watch-probe-%d-%d", a.service, os.Getpid(), attempt),
+				Address:  "127.0.0.1:1",
+				Metadata: map[string]string{"probe": "true"},
+			}},
+			Endpoints: []*registry.Endpoint{},
+		}
+		id := probe.Nodes[0].Id
+		if err := a.reg.Register(probe, registry.RegisterTTL(time.Minute)); err != nil {
+			return fmt.Errorf("register watch probe: %w", err)
+		}
+		seen := false
+		for t := time.Now(); time.Since(t) < time.Second; time.Sleep(50 * time.Millisecond) {
+			services, err := a.lookup()
+			if err == nil && contains(services, id) {
+				seen = true
+				break
+			}
+		}
+		if err := a.reg.Deregister(probe); err != nil {
+			return fmt.Errorf("deregister watch probe: %w", err)
+		}
+		if seen {
+			_, err := a.until(id, false, start)
+			return err
+		}
+		if time.Since(start) > seconds(a.seconds) {
+			return fmt.Errorf("the selector never showed a watch probe within %gs", a.seconds)
+		}
+	}
+}
+
+// lookup returns the services of --service as --via sees them (none when
+// the service is unknown).
+func (a *app) lookup() ([]*registry.Service, error) {
 	var services []*registry.Service
 	var err error
 	switch a.via {
 	case "registry":
 		services, err = a.reg.GetService(a.service)
 		if errors.Is(err, registry.ErrNotFound) {
-			return false, nil
+			return nil, nil
 		}
 	case "selector":
 		capture := func(s []*registry.Service) selector.Next {
@@ -277,22 +364,23 @@ func (a *app) present() (bool, error) {
 		}
 		_, err = a.cl.Options().Selector.Select(a.service, selector.WithStrategy(capture))
 		if errors.Is(err, selector.ErrNotFound) || errors.Is(err, selector.ErrNoneAvailable) {
-			return false, nil
+			return nil, nil
 		}
 	default:
 		peer.Fatal("client: --via must be selector or registry")
 	}
-	if err != nil {
-		return true, err
-	}
+	return services, err
+}
+
+func contains(services []*registry.Service, id string) bool {
 	for _, s := range services {
 		for _, n := range s.Nodes {
-			if n.Id == a.node {
-				return true, nil
+			if n.Id == id {
+				return true
 			}
 		}
 	}
-	return false, nil
+	return false
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
