@@ -328,3 +328,105 @@ async fn sixteen_concurrent_callers_over_http() {
     s1.stop().await.unwrap();
     s2.stop().await.unwrap();
 }
+
+/// A node that accepts connections and reads requests but never answers (as a
+/// server that lost the request would look). Returns its address; the listener
+/// lives as long as the returned task.
+async fn black_hole(
+    registry: &Arc<dyn Registry>,
+    service: &str,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut sock, _)) = listener.accept().await {
+            held.push(tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                use tokio::io::AsyncReadExt;
+                while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
+            }));
+        }
+    });
+    let mut node = Node::new(format!("{service}-hole"), addr.clone());
+    node.metadata.insert("protocol".into(), "mucp".into());
+    let svc = Service {
+        name: service.into(),
+        version: "latest".into(),
+        nodes: vec![node],
+        ..Default::default()
+    };
+    registry
+        .register(&svc, &RegisterOptions::default())
+        .await
+        .unwrap();
+    (addr, task)
+}
+
+#[tokio::test]
+async fn an_attempt_timeout_retries_a_lost_request_on_another_node() {
+    let registry = common::memory();
+    let (server, _) = common::start(common::options(registry.clone()), "live").await;
+    let (hole, task) = black_hole(&registry, "test").await;
+    let (w, seen) = recorder();
+    let client = RpcClient::new(
+        ClientOptions::new()
+            .registry(registry)
+            .wrap(w)
+            .retries(1)
+            .attempt_timeout(Duration::from_millis(300)),
+    );
+    for i in 0..20 {
+        let rsp: CallResponse = client
+            .request("test", "Test.Call")
+            .call(&CallRequest {
+                name: i.to_string(),
+            })
+            .await
+            .unwrap();
+        assert!(rsp.msg.ends_with("from live"));
+    }
+    // Calls that went to the silent node first timed out there and went on to the
+    // live node; none waited for the whole call timeout.
+    let attempts = seen.lock().clone();
+    let to_hole = attempts.iter().filter(|a| a.2 == hole).count();
+    assert!(
+        to_hole > 0,
+        "random selection sends some calls to the silent node first"
+    );
+    assert_eq!(
+        attempts.len(),
+        20 + to_hole,
+        "one extra attempt per lost request"
+    );
+    client.close().await;
+    server.stop().await.unwrap();
+    task.abort();
+}
+
+#[tokio::test]
+async fn with_only_a_silent_node_the_attempt_timeout_bounds_each_try() {
+    let registry = common::memory();
+    let (_hole, task) = black_hole(&registry, "quiet").await;
+    let client = RpcClient::new(
+        ClientOptions::new()
+            .registry(registry)
+            .retries(1)
+            .attempt_timeout(Duration::from_millis(200)),
+    );
+    let start = Instant::now();
+    let err = client
+        .request("quiet", "Test.Call")
+        .call::<_, CallResponse>(&CallRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 408, "{err}");
+    // Two attempts of 200 ms and go-micro's 100 ms backoff, not the 5 s call timeout.
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    client.close().await;
+    task.abort();
+}

@@ -90,6 +90,12 @@ impl<C: Client + ?Sized> CallBuilder<'_, C> {
         self
     }
 
+    /// Longest one attempt may take. Default: the client's (none).
+    pub fn attempt_timeout(mut self, d: Duration) -> Self {
+        self.opts.attempt_timeout = Some(d);
+        self
+    }
+
     /// How many retries. Default: the client's.
     pub fn retries(mut self, n: u32) -> Self {
         self.opts.retries = Some(n);

@@ -140,6 +140,8 @@ pub struct CallOptions {
     pub deadline: Option<Instant>,
     /// How many times a failed attempt may be retried.
     pub retries: Option<u32>,
+    /// Longest one attempt may take (see [`ClientOptions::attempt_timeout`]).
+    pub attempt_timeout: Option<Duration>,
     /// Call these addresses instead of asking the selector (go-micro's
     /// `WithAddress`).
     pub addresses: Vec<String>,

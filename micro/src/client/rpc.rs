@@ -46,6 +46,7 @@ pub struct ClientOptions {
     codecs: Codecs,
     content_type: String,
     request_timeout: Duration,
+    attempt_timeout: Option<Duration>,
     dial_timeout: Duration,
     retries: u32,
     retry: RetryPolicy,
@@ -63,6 +64,7 @@ impl Default for ClientOptions {
             codecs: Codecs::new(),
             content_type: DEFAULT_CONTENT_TYPE.into(),
             request_timeout: Duration::from_secs(5),
+            attempt_timeout: None,
             dial_timeout: Duration::from_secs(5),
             retries: 1,
             retry: retry_on_transport_and_timeout(),
@@ -131,6 +133,17 @@ impl ClientOptions {
         self
     }
 
+    /// Longest one attempt may take (go-micro v5's `ConnectionTimeout`); it is also
+    /// what the `Timeout` header tells the server. An attempt that runs out is a 408,
+    /// which the default policy retries, on another node when there is one. Useful
+    /// against servers that can lose a request (go-micro's can, rarely, on a
+    /// kept-alive connection). Default: none, an attempt may use what is left of the
+    /// call's timeout.
+    pub fn attempt_timeout(mut self, d: Duration) -> Self {
+        self.attempt_timeout = Some(d);
+        self
+    }
+
     /// How long connecting may take. Default: 5 s.
     pub fn dial_timeout(mut self, d: Duration) -> Self {
         self.dial_timeout = d;
@@ -177,6 +190,7 @@ struct Inner {
     codecs: Codecs,
     content_type: String,
     request_timeout: Duration,
+    attempt_timeout: Option<Duration>,
     dial: DialOptions,
     retries: u32,
     retry: RetryPolicy,
@@ -222,6 +236,7 @@ impl RpcClient {
             codecs: opts.codecs,
             content_type: opts.content_type,
             request_timeout: opts.request_timeout,
+            attempt_timeout: opts.attempt_timeout,
             dial,
             retries: opts.retries,
             retry: opts.retry,
@@ -317,6 +332,24 @@ impl RpcClient {
             node_id: node.id.clone(),
             address: node.address.clone(),
         })
+    }
+
+    /// A target avoiding `dead` nodes, and `slow` ones while another is left.
+    async fn target_avoiding(
+        &self,
+        req: &Request,
+        opts: &CallOptions,
+        dead: &[String],
+        slow: &[String],
+    ) -> Result<CallTarget, RpcError> {
+        if slow.is_empty() {
+            return self.target(req, opts, dead).await;
+        }
+        let both: Vec<String> = dead.iter().chain(slow).cloned().collect();
+        match self.target(req, opts, &both).await {
+            Err(e) if e.detail.ends_with("none available") => self.target(req, opts, dead).await,
+            r => r,
+        }
     }
 
     fn mark(&self, target: &CallTarget, outcome: Outcome) {
@@ -439,7 +472,11 @@ impl Client for RpcClient {
             deadline = deadline.min(d);
         }
         let retries = opts.retries.unwrap_or(inner.retries);
-        let mut avoid: Vec<String> = Vec::new();
+        let attempt_timeout = opts.attempt_timeout.or(inner.attempt_timeout);
+        // Nodes that failed at the transport level during this call are not tried
+        // again; nodes that timed out are tried again only when no other is left.
+        let mut dead: Vec<String> = Vec::new();
+        let mut slow: Vec<String> = Vec::new();
         let mut last: Option<RpcError> = None;
         for attempt in 0..=retries {
             if attempt > 0 {
@@ -452,24 +489,26 @@ impl Client for RpcClient {
             // Selecting counts against the deadline: a registry that hangs on a
             // first lookup must not hold the call past its timeout.
             let Ok(selected) =
-                tokio::time::timeout_at(deadline, self.target(&req, &opts, &avoid)).await
+                tokio::time::timeout_at(deadline, self.target_avoiding(&req, &opts, &dead, &slow))
+                    .await
             else {
                 break;
             };
             let target = match selected {
                 Ok(t) => t,
                 // Every node failed at the transport level during this call.
-                Err(e) if !avoid.is_empty() && e.detail.ends_with("none available") => break,
+                Err(e) if !dead.is_empty() && e.detail.ends_with("none available") => break,
                 Err(e) => return Err(e),
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 break;
             }
+            let budget = attempt_timeout.map_or(remaining, |t| t.min(remaining));
             let id = self.next_id();
             let res = match &inner.call_fn {
-                None => inner.base.attempt(&target, &req, remaining, id).await,
-                Some(f) => f(target.clone(), req.clone(), remaining).await,
+                None => inner.base.attempt(&target, &req, budget, id).await,
+                Some(f) => f(target.clone(), req.clone(), budget).await,
             };
             match res {
                 Ok(rsp) => {
@@ -477,13 +516,16 @@ impl Client for RpcClient {
                     return Ok(rsp);
                 }
                 Err(e) => {
+                    let key = if target.node_id.is_empty() {
+                        target.address.clone()
+                    } else {
+                        target.node_id.clone()
+                    };
                     if is_transport_error(&e) {
                         self.mark(&target, Outcome::Failure);
-                        avoid.push(if target.node_id.is_empty() {
-                            target.address.clone()
-                        } else {
-                            target.node_id.clone()
-                        });
+                        dead.push(key);
+                    } else if e.code == 408 {
+                        slow.push(key);
                     }
                     let retry = (inner.retry)(&e, attempt);
                     tracing::debug!(service = %req.service, endpoint = %req.endpoint, attempt, retry, error = %e, "call attempt failed");
