@@ -3,8 +3,8 @@
 #
 # usage: scripts/build-go-peers.sh [v4] [v5]      (default: both)
 #
-# Each Go module under tests/interop/<version>/ builds four programs (server,
-# client, publisher, subscriber) into
+# Each Go module under tests/interop/<version>/ builds five programs (server,
+# client, publisher, subscriber, and bench for scripts/bench.sh) into
 #   ${MICRO_CACHE_DIR:-$HOME/.cache/micro}/go-peers/<version>-<hash>/
 # where <hash> covers the module's go.mod, go.sum, Go sources and the Go
 # version. A cached build is reused; a changed source gives a new directory
@@ -17,7 +17,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${MICRO_CACHE_DIR:-$HOME/.cache/micro}/go-peers"
-programs=(server client publisher subscriber)
+programs=(server client publisher subscriber bench)
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(v4 v5)
 

@@ -1,0 +1,331 @@
+//! The orchestrator: finds the programs, starts etcd and the servers, runs the
+//! workloads in alternation and prints the tables and target lines.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use micro_tests::harness::etcd::Etcd;
+use micro_tests::harness::repo_root;
+use tokio::process::Command;
+
+use crate::procs::{Child, rss_kib};
+use crate::report::{Results, Stack};
+use crate::{Res, workloads};
+
+/// Settings from the environment (see the crate docs).
+pub(crate) struct Settings {
+    pub(crate) secs: f64,
+    pub(crate) rounds: usize,
+    pub(crate) callers: Vec<usize>,
+    pub(crate) subscribers: Vec<usize>,
+    pub(crate) publishers: usize,
+    pub(crate) discovery_rounds: usize,
+    only: Vec<String>,
+    pub(crate) go: Vec<Stack>,
+}
+
+fn env_num<T: std::str::FromStr>(key: &str, default: T) -> Res<T> {
+    match std::env::var(key) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{key}={v:?} is not a number").into()),
+        _ => Ok(default),
+    }
+}
+
+fn env_list(key: &str, default: &str) -> Vec<String> {
+    std::env::var(key)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn env_nums(key: &str, default: &str) -> Res<Vec<usize>> {
+    env_list(key, default)
+        .iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|_| format!("{key}: {s:?} is not a number").into())
+        })
+        .collect()
+}
+
+impl Settings {
+    fn from_env() -> Res<Settings> {
+        let go = env_list("BENCH_GO", "v5,v4")
+            .iter()
+            .map(|v| match v.as_str() {
+                "v5" => Ok(Stack::GoV5),
+                "v4" => Ok(Stack::GoV4),
+                other => Err(format!("BENCH_GO: unknown version {other:?}")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Settings {
+            secs: env_num("BENCH_SECS", 3.0)?,
+            rounds: env_num("BENCH_ROUNDS", 2usize)?.max(1),
+            callers: env_nums("BENCH_CALLERS", "1,16,64")?,
+            subscribers: env_nums("BENCH_SUBSCRIBERS", "1,8")?,
+            publishers: env_num("BENCH_PUBLISHERS", 32usize)?.max(1),
+            discovery_rounds: env_num("BENCH_DISCOVERY_ROUNDS", 100usize)?.max(1),
+            only: env_list("BENCH_ONLY", "unary,bidi,broker,discovery"),
+            go,
+        })
+    }
+
+    pub(crate) fn runs(&self, workload: &str) -> bool {
+        self.only.iter().any(|w| w == workload)
+    }
+
+    /// Our stack, then the go-micro versions asked for.
+    pub(crate) fn stacks(&self) -> Vec<Stack> {
+        let mut v = vec![Stack::Micro];
+        v.extend(self.go.iter().copied());
+        v
+    }
+}
+
+/// Where every program is, and the shared etcd.
+pub(crate) struct Env {
+    pub(crate) settings: Settings,
+    /// This binary: the Rust-side roles.
+    pub(crate) exe: PathBuf,
+    pub(crate) helloworld: PathBuf,
+    pub(crate) go_dirs: BTreeMap<Stack, PathBuf>,
+    /// etcd's `host:port`.
+    pub(crate) etcd: String,
+    pub(crate) logs: PathBuf,
+}
+
+impl Env {
+    /// A command for a Go program (and subcommand) with the etcd flags set.
+    pub(crate) fn go_cmd(&self, s: Stack, program: &str, sub: Option<&str>) -> Res<Command> {
+        let dir = self.go_dirs.get(&s).ok_or("no go-micro peers")?;
+        let mut cmd = Command::new(dir.join(program));
+        cmd.args(sub);
+        cmd.args(["--registry", "etcd", "--registry_address", &self.etcd]);
+        Ok(cmd)
+    }
+
+    /// A command for a Rust role of this binary, configured for etcd.
+    pub(crate) fn rust_cmd(&self, role: &str) -> Command {
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg(role)
+            .env("MICRO_REGISTRY", "etcd")
+            .env("MICRO_REGISTRY_ADDRESS", &self.etcd)
+            .env("MICRO_BROKER_ADDRESS", "127.0.0.1:0");
+        cmd
+    }
+}
+
+fn helloworld_binary(exe: &std::path::Path) -> Res<PathBuf> {
+    if let Some(p) = std::env::var_os("MICRO_BENCH_HELLOWORLD") {
+        return Ok(PathBuf::from(p));
+    }
+    // target/release/deps/compare-<hash> -> target/release/helloworld
+    let guess = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("helloworld"));
+    match guess {
+        Some(p) if p.exists() => Ok(p),
+        _ => Err("the helloworld example is not built: run `bash scripts/bench.sh`, or `cargo build --release -p examples --bin helloworld` first (or set MICRO_BENCH_HELLOWORLD)".into()),
+    }
+}
+
+/// `MICRO_GO_PEERS_V5` / `_V4`, else `scripts/build-go-peers.sh`.
+fn go_dirs(stacks: &[Stack]) -> Res<BTreeMap<Stack, PathBuf>> {
+    let mut dirs = BTreeMap::new();
+    let mut missing = Vec::new();
+    for &s in stacks {
+        let v = s.go().ok_or("not a Go stack")?;
+        match std::env::var_os(format!("MICRO_GO_PEERS_{}", v.to_uppercase())) {
+            Some(d) => {
+                dirs.insert(s, PathBuf::from(d));
+            }
+            None => missing.push((s, v)),
+        }
+    }
+    if !missing.is_empty() {
+        let out = std::process::Command::new("bash")
+            .arg(repo_root().join("scripts/build-go-peers.sh"))
+            .args(missing.iter().map(|(_, v)| *v))
+            .stderr(std::process::Stdio::inherit())
+            .output()?;
+        if !out.status.success() {
+            return Err("scripts/build-go-peers.sh failed".into());
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        for (s, v) in missing {
+            let dir = text
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{v}=")))
+                .ok_or_else(|| format!("build-go-peers.sh printed no {v}= line"))?;
+            dirs.insert(s, PathBuf::from(dir));
+        }
+    }
+    for (s, d) in &dirs {
+        if !d.join("bench").exists() {
+            return Err(format!(
+                "{} has no bench program: rebuild the peers with scripts/build-go-peers.sh",
+                s.label()
+            )
+            .into());
+        }
+    }
+    Ok(dirs)
+}
+
+/// Links (or copies) the Go programs the run uses into `into`: a concurrent
+/// `build-go-peers.sh` after a source change removes the cached directory.
+fn pin_programs(
+    dirs: BTreeMap<Stack, PathBuf>,
+    into: &std::path::Path,
+) -> Res<BTreeMap<Stack, PathBuf>> {
+    let mut pinned = BTreeMap::new();
+    for (s, dir) in dirs {
+        let to = into.join(format!("go-{}", s.slug()));
+        std::fs::create_dir_all(&to)?;
+        for program in ["server", "bench"] {
+            let (from, dest) = (dir.join(program), to.join(program));
+            if std::fs::hard_link(&from, &dest).is_err() {
+                std::fs::copy(&from, &dest)
+                    .map_err(|e| format!("cannot copy {}: {e}", from.display()))?;
+            }
+        }
+        pinned.insert(s, to);
+    }
+    Ok(pinned)
+}
+
+/// A running server under test.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    /// The service name to call (or, for hyper, its address).
+    pub(crate) target: String,
+}
+
+async fn start_server(env: &Env, s: Stack) -> Res<Server> {
+    let name = format!("bench.{}", s.slug());
+    let mut cmd = match s {
+        Stack::Micro => {
+            let mut cmd = Command::new(&env.helloworld);
+            cmd.env("MICRO_REGISTRY", "etcd")
+                .env("MICRO_REGISTRY_ADDRESS", &env.etcd)
+                .env("MICRO_SERVER_NAME", &name)
+                .env("MICRO_SERVER_ADDRESS", "127.0.0.1:0")
+                .env("MICRO_BROKER_ADDRESS", "127.0.0.1:0");
+            cmd
+        }
+        Stack::GoV5 | Stack::GoV4 => {
+            let mut cmd = env.go_cmd(s, "server", None)?;
+            cmd.args(["--name", &name, "--server_address", "127.0.0.1:0"]);
+            cmd
+        }
+        Stack::Hyper => {
+            let mut cmd = Command::new(&env.exe);
+            cmd.arg("hyper-echo");
+            cmd
+        }
+    };
+    let mut child = Child::spawn(&format!("server-{}", s.slug()), &env.logs, &mut cmd)?;
+    let ready = child.ready(Duration::from_secs(30)).await?;
+    let target = match s {
+        Stack::Hyper => ready,
+        _ => name,
+    };
+    Ok(Server { child, target })
+}
+
+pub(crate) async fn run() -> Res<()> {
+    let settings = Settings::from_env()?;
+    let exe = std::env::current_exe()?;
+    let helloworld = helloworld_binary(&exe)?;
+    let logs = tempfile::Builder::new().prefix("micro-bench-").tempdir()?;
+    let go_dirs = pin_programs(go_dirs(&settings.go)?, logs.path())?;
+    eprintln!(
+        "[bench] {} s per run, {} round(s); child logs in {}",
+        settings.secs,
+        settings.rounds,
+        logs.path().display()
+    );
+    let etcd_server = Etcd::start().await?;
+    let etcd = etcd_server
+        .endpoint()
+        .trim_start_matches("http://")
+        .to_owned();
+    let env = Env {
+        settings,
+        exe,
+        helloworld,
+        go_dirs,
+        etcd,
+        logs: logs.path().to_owned(),
+    };
+    let mut results = Results {
+        rounds: env.settings.rounds,
+        ..Results::default()
+    };
+
+    // Servers: ours, the go-micro ones, and the hyper echo, all idle until measured.
+    let mut servers = BTreeMap::new();
+    let mut all = env.settings.stacks();
+    all.push(Stack::Hyper);
+    for s in all {
+        servers.insert(s, start_server(&env, s).await?);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (s, srv) in &servers {
+        results.rss.entry(*s).or_default().idle = srv.child.pid().and_then(rss_kib);
+    }
+
+    let outcome = workloads::run_all(&env, &servers, &mut results).await;
+    for (s, srv) in &servers {
+        results.rss.entry(*s).or_default().after = srv.child.pid().and_then(rss_kib);
+    }
+    for (_, srv) in std::mem::take(&mut servers) {
+        srv.child.stop(Duration::from_secs(10)).await;
+    }
+    drop(etcd_server);
+    outcome?;
+
+    print!("{}", results.tables());
+    println!("\n== machine ==\n{}", machine());
+    println!();
+    print!("{}", results.targets());
+    drop(logs);
+    Ok(())
+}
+
+/// nproc, CPU model and memory.
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|k| format!("{:.1} GiB", k as f64 / 1024.0 / 1024.0))
+        .unwrap_or_else(|| "unknown".into());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    format!(
+        "nproc {cpus}, CPU {model}, memory {mem}, load average at the end {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
