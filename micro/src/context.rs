@@ -26,29 +26,23 @@ pub struct Context {
 struct Inner {
     metadata: Metadata,
     deadline: Option<Instant>,
-    service: String,
-    endpoint: String,
-    local: String,
-    remote: String,
+    /// The connection's addresses, shared by every call on it.
+    addrs: Option<Arc<(String, String)>>,
 }
 
 impl Context {
+    /// A context over a request's headers; `addrs` are the connection's (local,
+    /// remote) addresses.
     pub(crate) fn new(
         metadata: Metadata,
         deadline: Option<Instant>,
-        service: &str,
-        endpoint: &str,
-        local: &str,
-        remote: &str,
+        addrs: Option<Arc<(String, String)>>,
     ) -> Self {
         Context {
             inner: Arc::new(Inner {
                 metadata,
                 deadline,
-                service: service.to_owned(),
-                endpoint: endpoint.to_owned(),
-                local: local.to_owned(),
-                remote: remote.to_owned(),
+                addrs,
             }),
         }
     }
@@ -76,23 +70,34 @@ impl Context {
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
-    /// The service the caller addressed (`Micro-Service`).
+    /// The service the caller addressed (`Micro-Service`; empty for events).
     pub fn service(&self) -> &str {
-        &self.inner.service
+        crate::wire::micro_header(&self.inner.metadata, crate::wire::MICRO_SERVICE).unwrap_or("")
     }
 
-    /// The endpoint called, `Handler.Method`.
+    /// The endpoint called, `Handler.Method` (empty for events).
     pub fn endpoint(&self) -> &str {
-        &self.inner.endpoint
+        let h = &self.inner.metadata;
+        crate::wire::micro_header(h, crate::wire::MICRO_ENDPOINT)
+            .or_else(|| crate::wire::micro_header(h, crate::wire::MICRO_METHOD))
+            .unwrap_or("")
     }
 
-    /// The server's address on this connection.
+    /// The topic of an event handed to a subscriber (`Micro-Topic`; empty for calls).
+    pub fn topic(&self) -> &str {
+        self.inner
+            .metadata
+            .get(crate::wire::MICRO_TOPIC)
+            .unwrap_or("")
+    }
+
+    /// The server's address on this connection (empty for events from a broker).
     pub fn local_addr(&self) -> &str {
-        &self.inner.local
+        self.inner.addrs.as_ref().map_or("", |a| a.0.as_str())
     }
 
-    /// The caller's address.
+    /// The caller's address (empty for events from a broker).
     pub fn remote_addr(&self) -> &str {
-        &self.inner.remote
+        self.inner.addrs.as_ref().map_or("", |a| a.1.as_str())
     }
 }

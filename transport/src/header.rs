@@ -1,5 +1,6 @@
 //! Message headers: a small map with case-insensitive names, kept in canonical form.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Headers of a [`Message`](crate::Message).
@@ -23,7 +24,43 @@ use std::fmt;
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Header {
-    entries: Vec<(String, String)>,
+    /// Names are canonical; the names go-micro and HTTP use on every message are
+    /// kept as static strings, so storing them allocates nothing.
+    entries: Vec<(Cow<'static, str>, String)>,
+}
+
+/// Names present on most messages, in canonical form.
+const WELL_KNOWN: &[&str] = &[
+    "Micro-Id",
+    "Micro-Service",
+    "Micro-Endpoint",
+    "Micro-Method",
+    "Micro-Stream",
+    "Micro-Error",
+    "Micro-Topic",
+    "X-Micro-Id",
+    "X-Micro-Service",
+    "X-Micro-Endpoint",
+    "X-Micro-Method",
+    "X-Micro-Stream",
+    "X-Micro-Error",
+    "Content-Type",
+    "Content-Length",
+    "Accept",
+    "Accept-Encoding",
+    "Timeout",
+    "User-Agent",
+    "Host",
+    "Connection",
+];
+
+/// The stored form of a name: a static string for a well-known one, else its
+/// canonical form.
+fn stored_name(name: &str) -> Cow<'static, str> {
+    match WELL_KNOWN.iter().find(|k| k.eq_ignore_ascii_case(name)) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(canonical(name)),
+    }
 }
 
 impl Header {
@@ -47,6 +84,15 @@ impl Header {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Sets `name` to `value` unless `name` is already present (the first value of
+    /// a repeated header wins, as Go reads them); one scan instead of
+    /// [`contains`](Header::contains) and [`insert`](Header::insert).
+    pub fn insert_if_absent(&mut self, name: &str, value: impl Into<String>) {
+        if !self.contains(name) {
+            self.entries.push((stored_name(name), value.into()));
+        }
+    }
+
     /// Whether `name` is present.
     pub fn contains(&self, name: &str) -> bool {
         self.get(name).is_some()
@@ -64,7 +110,7 @@ impl Header {
         {
             slot.1 = value;
         } else {
-            self.entries.push((canonical(name), value));
+            self.entries.push((stored_name(name), value));
         }
     }
 
@@ -89,7 +135,7 @@ impl Header {
 
     /// The entries as `(canonical name, value)`, in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.entries.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
     }
 
     /// Removes every entry, keeping the allocation.

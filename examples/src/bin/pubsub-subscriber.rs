@@ -32,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut sub = Subscriber::new(EVENTS_TOPIC, |ctx: Context, ev: ExampleEvent| async move {
         let line = serde_json::json!({
-            "topic": ctx.endpoint(),
+            "topic": ctx.topic(),
             "id": ev.id,
             "timestamp": ev.timestamp,
             "message": ev.message,

@@ -44,7 +44,6 @@ mod stream;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -173,33 +172,6 @@ pub trait Client: Send + Sync + 'static {
 
     /// Short name (`mucp`).
     fn name(&self) -> &'static str;
-}
-
-#[async_trait]
-impl<C: Client + ?Sized> Client for Arc<C> {
-    async fn call(&self, req: Request, opts: CallOptions) -> Result<Response, RpcError> {
-        (**self).call(req, opts).await
-    }
-
-    async fn stream(&self, req: Request, opts: CallOptions) -> Result<RawStream, RpcError> {
-        (**self).stream(req, opts).await
-    }
-
-    async fn publish(&self, topic: &str, msg: micro_broker::Message) -> Result<(), RpcError> {
-        (**self).publish(topic, msg).await
-    }
-
-    fn codecs(&self) -> &Codecs {
-        (**self).codecs()
-    }
-
-    fn content_type(&self) -> &str {
-        (**self).content_type()
-    }
-
-    fn name(&self) -> &'static str {
-        (**self).name()
-    }
 }
 
 #[cfg(test)]

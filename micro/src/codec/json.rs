@@ -1,6 +1,6 @@
 //! The JSON codec (`application/json`).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -12,11 +12,11 @@ use super::{Codec, CodecError, DecodeFn};
 pub struct JsonCodec;
 
 pub(super) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, CodecError> {
-    let mut buf = BytesMut::with_capacity(128).writer();
+    // One allocation: the vector becomes the Bytes without a copy.
+    let mut buf = Vec::with_capacity(128);
     serde_json::to_writer(&mut buf, value).map_err(|e| CodecError::Encode(e.to_string()))?;
-    let mut buf = buf.into_inner();
-    buf.put_u8(b'\n');
-    Ok(buf.freeze())
+    buf.push(b'\n');
+    Ok(Bytes::from(buf))
 }
 
 pub(super) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {

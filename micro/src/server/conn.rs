@@ -49,6 +49,10 @@ pub(crate) async fn serve(
     force: CancellationToken,
 ) {
     let socket: Arc<dyn Socket> = Arc::from(socket);
+    let addrs = Arc::new((
+        socket.local_addr().to_owned(),
+        socket.remote_addr().to_owned(),
+    ));
     let mut streams: HashMap<String, mpsc::Sender<TransportMessage>> = HashMap::new();
     loop {
         streams.retain(|_, tx| !tx.is_closed());
@@ -80,7 +84,7 @@ pub(crate) async fn serve(
             }
         }
         dispatch
-            .handle(msg, &socket, &mut streams, &tasks, &force)
+            .handle(msg, &socket, &addrs, &mut streams, &tasks, &force)
             .await;
     }
     drop(streams);
@@ -92,6 +96,7 @@ impl Dispatch {
         &self,
         msg: TransportMessage,
         socket: &Arc<dyn Socket>,
+        addrs: &Arc<(String, String)>,
         streams: &mut HashMap<String, mpsc::Sender<TransportMessage>>,
         tasks: &TaskTracker,
         force: &CancellationToken,
@@ -100,15 +105,13 @@ impl Dispatch {
         if h.contains(wire::MICRO_TOPIC) {
             return self.handle_event(msg, socket).await;
         }
-        let service = wire::micro_header(h, wire::MICRO_SERVICE)
-            .unwrap_or("")
-            .to_owned();
+        // Borrowed from the request: they are copied only into the reply headers.
+        let service = wire::micro_header(h, wire::MICRO_SERVICE).unwrap_or("");
         let endpoint = wire::micro_header(h, wire::MICRO_ENDPOINT)
             .or_else(|| wire::micro_header(h, wire::MICRO_METHOD))
-            .unwrap_or("")
-            .to_owned();
-        let stream_id = wire::micro_header(h, MICRO_STREAM).map(str::to_owned);
-        let id = wire::micro_header(h, wire::MICRO_ID).map(str::to_owned);
+            .unwrap_or("");
+        let stream_id = wire::micro_header(h, MICRO_STREAM);
+        let id = wire::micro_header(h, wire::MICRO_ID);
 
         // Reply headers as go-micro v4.11+/v5 servers send them: the call's Micro-*
         // headers; stream replies also carry the X-Micro-* twins (errors add
@@ -119,13 +122,13 @@ impl Dispatch {
         } else {
             wire::set
         };
-        if let Some(id) = id.as_deref().or(stream_id.as_deref()) {
+        if let Some(id) = id.or(stream_id) {
             set(&mut reply, wire::MICRO_ID, id);
         }
-        set(&mut reply, wire::MICRO_SERVICE, &service);
-        set(&mut reply, wire::MICRO_METHOD, &endpoint);
-        set(&mut reply, wire::MICRO_ENDPOINT, &endpoint);
-        if let Some(sid) = &stream_id {
+        set(&mut reply, wire::MICRO_SERVICE, service);
+        set(&mut reply, wire::MICRO_METHOD, endpoint);
+        set(&mut reply, wire::MICRO_ENDPOINT, endpoint);
+        if let Some(sid) = stream_id {
             set(&mut reply, MICRO_STREAM, sid);
         }
 
@@ -148,10 +151,13 @@ impl Dispatch {
             return;
         };
 
-        let route = match self.route(&endpoint) {
+        let route = match self.route(endpoint) {
             Ok(r) => r,
             Err(err) => return send_error(socket, reply, &err).await,
         };
+        // The key a stream's later messages are routed by.
+        let stream_key = matches!(route.func, EndpointFn::Stream(_))
+            .then(|| stream_id.or(id).unwrap_or("").to_owned());
 
         let deadline = h
             .get(wire::TIMEOUT)
@@ -159,14 +165,7 @@ impl Dispatch {
             .filter(|ns| *ns > 0)
             .map(|ns| Instant::now() + Duration::from_nanos(ns));
         let TransportMessage { header, body } = msg;
-        let ctx = Context::new(
-            header,
-            deadline,
-            &service,
-            &endpoint,
-            socket.local_addr(),
-            socket.remote_addr(),
-        );
+        let ctx = Context::new(header, deadline, Some(addrs.clone()));
 
         match &route.func {
             EndpointFn::Unary(f) => match guarded(f(ctx, codec, body), deadline).await {
@@ -180,7 +179,7 @@ impl Dispatch {
                 Err(err) => send_error(socket, reply, &err).await,
             },
             EndpointFn::Stream(f) => {
-                let sid = stream_id.or(id).unwrap_or_default();
+                let sid = stream_key.unwrap_or_default();
                 let (tx, inbox) = mpsc::channel(STREAM_INBOX);
                 streams.insert(sid, tx);
                 let out = Arc::new(Outbound {

@@ -173,7 +173,7 @@ impl Subscribers {
                 format!("no subscriber for topic {topic}"),
             ));
         };
-        let ctx = Context::new(msg.header.clone(), None, "", topic, "", "");
+        let ctx = Context::new(msg.header.clone(), None, None);
         let mut errors = Vec::new();
         for s in subs {
             if let Err(e) = (s.func)(ctx.clone(), &self.codecs, &msg).await {

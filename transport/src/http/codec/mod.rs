@@ -137,9 +137,7 @@ fn collect(
         } else if skip_host && name.eq_ignore_ascii_case("host") {
             continue;
         }
-        if !header.contains(name) {
-            header.insert(name, value_string(value));
-        }
+        header.insert_if_absent(name, value_string(value));
     }
     if f.chunked && f.content_length.is_some() {
         // a request smuggling vector; RFC 9112 lets us refuse it
