@@ -257,10 +257,10 @@ impl HttpBroker {
         Ok(publish::targets(&snapshot, topic)
             .into_iter()
             .flat_map(|t| match t {
-                publish::Target::Node(n) => vec![(None, n)],
+                publish::Target::Node(n) => vec![(None, n.node().clone())],
                 publish::Target::Group { name, members } => members
                     .into_iter()
-                    .map(|n| (Some(name.clone()), n))
+                    .map(|n| (Some(name.clone()), n.node().clone()))
                     .collect(),
             })
             .collect())

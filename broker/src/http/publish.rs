@@ -1,7 +1,7 @@
 //! Publishing: which targets an event goes to, and one attempt at each.
 
 use bytes::Bytes;
-use micro_registry::{Node, Snapshot};
+use micro_registry::{Node, NodeRef, Snapshot};
 
 use super::client::{Outcome, post};
 use super::retry::{Pending, RetryTarget};
@@ -9,36 +9,49 @@ use super::stats::{dec, inc};
 use super::subs::BROADCAST_VERSION;
 use super::{Conn, Core};
 
-/// Where one delivery of an event goes.
+/// Where one delivery of an event goes. Nodes are handles into the cache's
+/// snapshot: choosing targets copies no node.
 pub(crate) enum Target {
     /// A broadcast subscriber node: it gets every event.
-    Node(Node),
+    Node(NodeRef),
     /// A queue group: one of its members gets each event.
     Group {
         /// The group (the registered version).
         name: String,
         /// Its members, as the registry lists them now.
-        members: Vec<Node>,
+        members: Vec<NodeRef>,
     },
 }
 
-/// The subscriber nodes of `topic` in `svc`'s nodes: those tagged `broker=http`
-/// and `topic=<topic>`.
-fn candidates<'a>(nodes: &'a [Node], topic: &'a str) -> impl Iterator<Item = &'a Node> + 'a {
-    nodes.iter().filter(move |n| {
-        n.metadata.get("broker").is_some_and(|b| b == "http")
-            && n.metadata.get("topic").is_some_and(|t| t == topic)
-    })
+/// Whether `node` subscribes to `topic` through an HTTP broker (tagged
+/// `broker=http` and `topic=<topic>`).
+fn subscribes(node: &Node, topic: &str) -> bool {
+    node.metadata.get("broker").is_some_and(|b| b == "http")
+        && node.metadata.get("topic").is_some_and(|t| t == topic)
+}
+
+/// The subscriber nodes of `topic` in versions accepted by `version`, as handles.
+fn candidates<'a>(
+    snapshot: &'a Snapshot,
+    topic: &'a str,
+    version: impl Fn(&str) -> bool + 'a,
+) -> impl Iterator<Item = NodeRef> + 'a {
+    snapshot
+        .nodes()
+        .enumerate()
+        .filter(move |(_, (svc, node))| version(&svc.version) && subscribes(node, topic))
+        .filter_map(move |(i, _)| snapshot.node_ref(i))
 }
 
 /// Every target of an event on `topic`: each broadcast node, each queue group.
 pub(crate) fn targets(snapshot: &Snapshot, topic: &str) -> Vec<Target> {
-    let mut out = Vec::new();
+    let mut out: Vec<Target> = candidates(snapshot, topic, |v| v == BROADCAST_VERSION)
+        .map(Target::Node)
+        .collect();
+    // The registry gives one service entry per version, so each group once.
     for svc in snapshot.services() {
-        if svc.version == BROADCAST_VERSION {
-            out.extend(candidates(&svc.nodes, topic).cloned().map(Target::Node));
-        } else {
-            let members: Vec<Node> = candidates(&svc.nodes, topic).cloned().collect();
+        if svc.version != BROADCAST_VERSION {
+            let members = group_members(snapshot, topic, &svc.version);
             if !members.is_empty() {
                 out.push(Target::Group {
                     name: svc.version.clone(),
@@ -51,25 +64,13 @@ pub(crate) fn targets(snapshot: &Snapshot, topic: &str) -> Vec<Target> {
 }
 
 /// The broadcast node `id` of `topic`, if it is still registered.
-pub(crate) fn find_node(snapshot: &Snapshot, topic: &str, id: &str) -> Option<Node> {
-    snapshot
-        .services()
-        .iter()
-        .filter(|s| s.version == BROADCAST_VERSION)
-        .flat_map(|s| candidates(&s.nodes, topic))
-        .find(|n| n.id == id)
-        .cloned()
+pub(crate) fn find_node(snapshot: &Snapshot, topic: &str, id: &str) -> Option<NodeRef> {
+    candidates(snapshot, topic, |v| v == BROADCAST_VERSION).find(|n| n.id == id)
 }
 
 /// The members of queue group `name` of `topic`.
-pub(crate) fn group_members(snapshot: &Snapshot, topic: &str, name: &str) -> Vec<Node> {
-    snapshot
-        .services()
-        .iter()
-        .filter(|s| s.version == name)
-        .flat_map(|s| candidates(&s.nodes, topic))
-        .cloned()
-        .collect()
+pub(crate) fn group_members(snapshot: &Snapshot, topic: &str, name: &str) -> Vec<NodeRef> {
+    candidates(snapshot, topic, |v| v == name).collect()
 }
 
 /// How a delivery to a queue group ended.
@@ -111,7 +112,7 @@ impl Core {
         }
     }
 
-    async fn first_to_node(&self, conn: &Conn, topic: &str, body: &Bytes, node: Node) {
+    async fn first_to_node(&self, conn: &Conn, topic: &str, body: &Bytes, node: NodeRef) {
         match post(
             &conn.client,
             &node,
@@ -138,7 +139,7 @@ impl Core {
                 inc(&self.stats.failed_attempts);
                 self.suspect();
                 tracing::debug!(topic, node = %node.id, address = %node.address, error = %why, "http broker: delivery failed");
-                self.retry_new(topic, body, RetryTarget::Node(node.id), why);
+                self.retry_new(topic, body, RetryTarget::Node(node.id.clone()), why);
             }
         }
     }
@@ -149,7 +150,7 @@ impl Core {
         topic: &str,
         body: &Bytes,
         name: String,
-        members: Vec<Node>,
+        members: Vec<NodeRef>,
     ) {
         match self.to_group(conn, topic, body, &name, members).await {
             GroupOutcome::Delivered => inc(&self.stats.delivered),
@@ -169,7 +170,7 @@ impl Core {
         topic: &str,
         body: &Bytes,
         name: &str,
-        mut members: Vec<Node>,
+        mut members: Vec<NodeRef>,
     ) -> GroupOutcome {
         fastrand::shuffle(&mut members);
         let mut failed = None;
