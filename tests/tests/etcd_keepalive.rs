@@ -30,6 +30,13 @@ async fn one_stream_per_lease_across_registers() {
         reg.register(&a, &ttl).await.expect("register a");
         reg.register(&b, &ttl).await.expect("register b");
     }
+    // Each keeper opens its stream on its own task: give them a moment.
+    wait_until(
+        Duration::from_secs(2),
+        Duration::from_millis(10),
+        || async { reg.stats().keepalive_streams == 2 },
+    )
+    .await;
     let s = reg.stats();
     assert_eq!(s.leases_granted, 2, "one lease per node: {s:?}");
     assert_eq!(s.keepalive_streams, 2, "one stream per lease: {s:?}");

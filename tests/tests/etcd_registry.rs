@@ -7,6 +7,7 @@ use etcd_client::{PutOptions, Txn, TxnOp};
 use micro_etcd::EtcdRegistry;
 use micro_registry::{Action, Error, RegisterOptions, Registry, Service, WatchOptions};
 use micro_tests::harness::etcd::{Etcd, NodeSet, init_tracing, node_service, watch_until};
+use micro_tests::harness::wait_until;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -63,6 +64,15 @@ async fn layout_and_values_are_go_micros() {
         .await
         .expect("get");
     assert_eq!(resp.kvs().first().map(|kv| kv.lease()), Some(0));
+    // The keeper opens its stream on its own task: wait for it, then check
+    // that the plain node did not get one.
+    wait_until(
+        Duration::from_secs(2),
+        Duration::from_millis(10),
+        || async { reg.stats().keepalive_streams >= 1 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
         reg.stats().keepalive_streams,
         1,

@@ -96,6 +96,16 @@ async fn keeper_repairs_a_lost_lease_without_a_register_call() {
     .await;
     assert!(back, "keeper did not repair the registration");
     assert_eq!(reg.stats().leases_granted, 2);
-    assert_eq!(reg.stats().keepalive_streams, 1);
+    // The record is written before the keeper opens the new lease's stream:
+    // give it a moment, then there must be exactly one.
+    let one_stream = wait_until(
+        Duration::from_secs(2),
+        Duration::from_millis(10),
+        || async { reg.stats().keepalive_streams == 1 },
+    )
+    .await;
+    assert!(one_stream, "stats after repair: {:?}", reg.stats());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(reg.stats().keepalive_streams, 1, "{:?}", reg.stats());
     reg.deregister(&svc).await.expect("deregister");
 }
