@@ -21,17 +21,21 @@ export CARGO_TERM_COLOR=never
 N="${PROFILE_CALLS:-3000}"
 W=500
 
-log "building the helloworld example and the compare bench (release)"
-cargo build --release -p examples --bin helloworld >&2
+log "building the helloworld example (profile dist) and the compare bench"
+cargo build --profile dist -p examples --bin helloworld >&2
 target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-HELLO="$target_dir/release/helloworld"
+HELLO="$target_dir/dist/helloworld"
 CMP="$(cargo bench -p micro-tests --bench compare --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*compare-[^)]*\)).*/\1/p' | tail -n1)"
 [ -x "$CMP" ] || { log "compare bench binary not found"; exit 1; }
 
 out="$(mktemp -d /tmp/micro-profile-XXXXXX)"
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  # Programs first (they deregister from etcd as they stop), etcd (pids[0]) last.
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 1; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
+  sleep 1
+  [ "${#pids[@]}" -gt 0 ] && kill -TERM "${pids[0]}" 2>/dev/null || true
   sleep 1
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
 }
@@ -117,6 +121,9 @@ python3 scripts/profile/dhdiff.py "$out/dh.server.$W" "$out/dh.server.$((W + N))
 # subscriber and waits for the publisher to finish.
 publish() {
   local topic=$1 n=$2; shift 2
+  # Truncate now: the previous run's "published" line must not satisfy the wait
+  # below before the new process has opened (and truncated) the file itself.
+  : >"$out/pub.out"
   "$@" "$CMP" publish --topic "$topic" --subscribers 1 --seconds 3600 --concurrency 1 \
     --max_events "$n" >"$out/pub.out" 2>>"$out/valgrind.log" &
   local p=$!; pids+=("$p")

@@ -12,7 +12,8 @@ use super::{Codec, CodecError, DecodeFn};
 pub struct JsonCodec;
 
 pub(super) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, CodecError> {
-    // One allocation: the vector becomes the Bytes without a copy.
+    // No copy: the vector becomes the Bytes (which adds its small shared header
+    // when the vector has spare capacity).
     let mut buf = Vec::with_capacity(128);
     serde_json::to_writer(&mut buf, value).map_err(|e| CodecError::Encode(e.to_string()))?;
     buf.push(b'\n');

@@ -18,7 +18,7 @@
 //! | `BENCH_DISCOVERY_ROUNDS` | register/deregister rounds per discovery run | 100 |
 //! | `BENCH_ONLY` | workloads to run, comma separated (`unary,bidi,broker,discovery`) | all |
 //! | `BENCH_GO` | go-micro versions to compare, comma separated (`v5,v4`) | `v5,v4` |
-//! | `MICRO_BENCH_HELLOWORLD` | our server binary | `helloworld` next to this bench's `deps/` |
+//! | `MICRO_BENCH_HELLOWORLD` | our server binary | `target/dist/helloworld`, else `helloworld` next to this bench's `deps/` |
 //! | `MICRO_GO_PEERS_V5`, `MICRO_GO_PEERS_V4` | directories of the go-micro peer programs | built with `scripts/build-go-peers.sh` |
 //!
 //! The same binary is also every Rust-side child process: run with a role as the

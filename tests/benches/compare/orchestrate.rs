@@ -127,15 +127,25 @@ fn helloworld_binary(exe: &std::path::Path) -> Res<PathBuf> {
     if let Some(p) = std::env::var_os("MICRO_BENCH_HELLOWORLD") {
         return Ok(PathBuf::from(p));
     }
-    // target/release/deps/compare-<hash> -> target/release/helloworld
-    let guess = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join("helloworld"));
-    match guess {
-        Some(p) if p.exists() => Ok(p),
-        _ => Err("the helloworld example is not built: run `bash scripts/bench.sh`, or `cargo build --release -p examples --bin helloworld` first (or set MICRO_BENCH_HELLOWORLD)".into()),
-    }
+    // target/release/deps/compare-<hash> -> target/dist/helloworld (the profile
+    // scripts/bench.sh builds), else target/release/helloworld.
+    let release = exe.parent().and_then(|deps| deps.parent());
+    let candidates = [
+        release
+            .and_then(|r| r.parent())
+            .map(|t| t.join("dist").join("helloworld")),
+        release.map(|r| r.join("helloworld")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            "the helloworld example is not built: run `bash scripts/bench.sh`, or \
+             `cargo build --profile dist -p examples --bin helloworld` first (or set \
+             MICRO_BENCH_HELLOWORLD)"
+                .into()
+        })
 }
 
 /// `MICRO_GO_PEERS_V5` / `_V4`, else `scripts/build-go-peers.sh`.
