@@ -25,7 +25,7 @@ MICRO_GO_PEERS_V5="$(printf '%s\n' "$peers" | sed -n 's/^v5=//p')"
 export MICRO_GO_PEERS_V4 MICRO_GO_PEERS_V5
 
 log "building the helloworld example server (profile dist: release with fat LTO)"
-cargo build --profile dist -p examples --bin helloworld
+cargo build --profile dist -p examples --features etcd,consul --bin helloworld
 target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 MICRO_BENCH_HELLOWORLD="$target_dir/dist/helloworld"
 export MICRO_BENCH_HELLOWORLD

@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_toolchains
-apt_install protobuf-compiler
+# The demo uses only the memory registry: no etcd, no protoc.
 cargo run -q -p examples --bin demo

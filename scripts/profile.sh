@@ -22,7 +22,7 @@ N="${PROFILE_CALLS:-3000}"
 W=500
 
 log "building the helloworld example (profile dist) and the compare bench"
-cargo build --profile dist -p examples --bin helloworld >&2
+cargo build --profile dist -p examples --features etcd,consul --bin helloworld >&2
 target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 HELLO="$target_dir/dist/helloworld"
 CMP="$(cargo bench -p micro-tests --bench compare --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*compare-[^)]*\)).*/\1/p' | tail -n1)"

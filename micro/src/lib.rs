@@ -15,6 +15,18 @@
 //! | client | [`Client`](client::Client) | [`RpcClient`](client::RpcClient) | wrappers |
 //!
 //! See [`Service`] for the builder that puts them together.
+//!
+//! # Cargo features
+//!
+//! Every plugin that talks to a server is a feature of its own, off by default, so
+//! a program that uses only the built-in components compiles none of their code:
+//!
+//! | feature | what it adds | build needs |
+//! |---|---|---|
+//! | `etcd` | [`etcd`]: the etcd registry (`MICRO_REGISTRY=etcd`) | `protoc` and Google's well-known `.proto` files (Debian `protobuf-compiler`, `libprotobuf-dev`) |
+//! | `consul` | [`consul`]: the Consul registry (`MICRO_REGISTRY=consul`) | nothing |
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod client;
 pub mod codec;
@@ -39,6 +51,18 @@ pub use micro_broker as broker;
 pub use micro_registry as registry;
 pub use micro_selector as selector;
 pub use micro_transport as transport;
+
+/// The etcd registry plugin ([`EtcdRegistry`](micro_etcd::EtcdRegistry)), with the
+/// `etcd` feature.
+#[cfg(feature = "etcd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
+pub use micro_etcd as etcd;
+
+/// The Consul registry plugin ([`ConsulRegistry`](micro_consul::ConsulRegistry)),
+/// with the `consul` feature.
+#[cfg(feature = "consul")]
+#[cfg_attr(docsrs, doc(cfg(feature = "consul")))]
+pub use micro_consul as consul;
 
 /// The README's example, compiled as a doc test.
 #[doc = include_str!("../../README.md")]

@@ -142,7 +142,7 @@ fn helloworld_binary(exe: &std::path::Path) -> Res<PathBuf> {
         .find(|p| p.exists())
         .ok_or_else(|| {
             "the helloworld example is not built: run `bash scripts/bench.sh`, or \
-             `cargo build --profile dist -p examples --bin helloworld` first (or set \
+             `cargo build --profile dist -p examples --features etcd,consul --bin helloworld` first (or set \
              MICRO_BENCH_HELLOWORLD)"
                 .into()
         })
