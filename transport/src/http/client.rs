@@ -63,18 +63,27 @@ impl ClientSocket {
                 return Err(Error::Closed);
             }
             let mut head_deadline = LazyDeadline::new(opts.header_read_timeout, overall);
+            let mut scanned = 0;
             let head = loop {
-                match codec::parse_response(&rd.buf, opts.max_headers)? {
-                    Some(head) if head.len <= opts.max_header_size => break head,
-                    Some(head) => return Err(head_too_large(head.len, opts)),
-                    None if rd.buf.len() > opts.max_header_size => {
-                        return Err(head_too_large(rd.buf.len(), opts));
+                if let Some(end) = codec::head_end(&rd.buf, scanned) {
+                    match codec::parse_response(&rd.buf[..end])? {
+                        Some(head) if head.len <= opts.max_header_size => break head,
+                        Some(head) => return Err(head_too_large(head.len, opts)),
+                        // only blank lines so far
+                        None => scanned = end,
                     }
-                    None => {
-                        if rd.fill(head_deadline.get(), signal).await? == 0 {
-                            return Err(unexpected_eof());
-                        }
-                    }
+                    continue;
+                }
+                scanned = rd.buf.len();
+                if rd.buf.len() > opts.max_header_size {
+                    return Err(head_too_large(rd.buf.len(), opts));
+                }
+                if rd.buf.len() <= codec::EARLY_CHECK {
+                    // garbage is refused at once, not after the header timeout
+                    codec::parse_response(&rd.buf)?;
+                }
+                if rd.fill(head_deadline.get(), signal).await? == 0 {
+                    return Err(unexpected_eof());
                 }
             };
             rd.buf.advance(head.len);

@@ -30,6 +30,9 @@ const COPY_BODY_MAX: usize = 64 * 1024;
 const SPLIT_BODY_MIN: usize = 16 * 1024;
 /// A write buffer grown beyond this (a huge header) is dropped after use.
 const WRITE_BUF_KEEP: usize = 256 * 1024;
+/// A read buffer grown beyond this (a huge head) is dropped once it is empty, so an
+/// idle connection holds about `READ_CHUNK`, whatever it carried before.
+const READ_BUF_KEEP: usize = 64 * 1024;
 
 /// Set once when a connection closes; wakes every operation waiting on it.
 #[derive(Debug, Default)]
@@ -157,6 +160,9 @@ impl Reader {
         deadline: Option<Instant>,
         signal: &CloseSignal,
     ) -> Result<usize> {
+        if self.buf.is_empty() && self.buf.capacity() > READ_BUF_KEEP {
+            self.buf = BytesMut::with_capacity(READ_CHUNK);
+        }
         if self.buf.capacity() - self.buf.len() < 1024 {
             self.buf.reserve(READ_CHUNK);
         }

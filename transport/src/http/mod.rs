@@ -73,7 +73,6 @@ use crate::{DialOptions, Listener, Result, Socket, Transport};
 pub struct HttpTransportOptions {
     max_body_size: usize,
     max_header_size: usize,
-    max_headers: usize,
     header_read_timeout: Option<Duration>,
     body_read_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
@@ -84,8 +83,7 @@ impl Default for HttpTransportOptions {
     fn default() -> Self {
         Self {
             max_body_size: 4 * 1024 * 1024,
-            max_header_size: 64 * 1024,
-            max_headers: 100,
+            max_header_size: 1024 * 1024,
             header_read_timeout: Some(Duration::from_secs(10)),
             body_read_timeout: Some(Duration::from_secs(30)),
             idle_timeout: Some(Duration::from_secs(300)),
@@ -109,19 +107,16 @@ impl HttpTransportOptions {
         self
     }
 
-    /// Largest header block (request or status line and all headers). Default: 64 KiB,
-    /// far above the 1 to 2 KiB an RPC message carries, and below Go's 1 MiB so that
-    /// a hostile peer cannot make us buffer much. A server answers a larger block with
-    /// `431 Request Header Fields Too Large` and closes the connection.
+    /// Largest header block (request or status line and all headers), in bytes, in
+    /// either direction of reading. Default: 1 MiB, what Go's HTTP servers accept
+    /// (`DefaultMaxHeaderBytes`), so every head a conforming go-micro peer sends is
+    /// read: hundreds of metadata pairs, and go-micro's errors, which travel twice
+    /// (`Micro-Error` and `X-Micro-Error`), up to nearly 512 KiB each. There is no
+    /// separate limit on the number of header lines: the bytes bound it. A server
+    /// answers a larger block with `431 Request Header Fields Too Large` and closes
+    /// the connection; a client reports [`Error::TooLarge`](crate::Error::TooLarge).
     pub fn max_header_size(mut self, bytes: usize) -> Self {
         self.max_header_size = bytes;
-        self
-    }
-
-    /// Most header lines in one message. Default: 100 (an RPC message carries about
-    /// ten). More gets `431` from a server.
-    pub fn max_headers(mut self, count: usize) -> Self {
-        self.max_headers = count;
         self
     }
 

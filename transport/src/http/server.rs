@@ -106,19 +106,30 @@ impl ServerSocket {
                     .map_err(Rejection::silent)?;
             }
             let mut head_deadline = LazyDeadline::new(opts.header_read_timeout, overall);
+            let mut scanned = 0;
             let head = loop {
-                match codec::parse_request(&rd.buf, opts.max_headers) {
-                    Ok(Some(head)) if head.len <= opts.max_header_size => break head,
-                    Ok(Some(head)) => return Err(Rejection::head_too_large(head.len, opts)),
-                    Ok(None) if rd.buf.len() > opts.max_header_size => {
-                        return Err(Rejection::head_too_large(rd.buf.len(), opts));
+                if let Some(end) = codec::head_end(&rd.buf, scanned) {
+                    match codec::parse_request(&rd.buf[..end]) {
+                        Ok(Some(head)) if head.len <= opts.max_header_size => break head,
+                        Ok(Some(head)) => return Err(Rejection::head_too_large(head.len, opts)),
+                        // only blank lines so far
+                        Ok(None) => scanned = end,
+                        Err(e) => return Err(Rejection::bad_head(e)),
                     }
-                    Ok(None) => match rd.fill(head_deadline.get(), signal).await {
-                        Ok(0) => return Err(Rejection::silent(unexpected_eof())),
-                        Ok(_) => {}
-                        Err(e) => return Err(Rejection::timeout_or_silent(e, overall)),
-                    },
-                    Err(e) => return Err(Rejection::bad_head(e)),
+                    continue;
+                }
+                scanned = rd.buf.len();
+                if rd.buf.len() > opts.max_header_size {
+                    return Err(Rejection::head_too_large(rd.buf.len(), opts));
+                }
+                if rd.buf.len() <= codec::EARLY_CHECK {
+                    // garbage is refused at once, not after the header timeout
+                    codec::parse_request(&rd.buf).map_err(Rejection::bad_head)?;
+                }
+                match rd.fill(head_deadline.get(), signal).await {
+                    Ok(0) => return Err(Rejection::silent(unexpected_eof())),
+                    Ok(_) => {}
+                    Err(e) => return Err(Rejection::timeout_or_silent(e, overall)),
                 }
             };
             rd.buf.advance(head.len);

@@ -12,7 +12,7 @@ pub(crate) use encode::{ConnectionHeader, write_error, write_request, write_resp
 
 use crate::{Error, Header};
 
-/// Header slots kept on the stack while parsing; larger limits use the heap.
+/// Header slots kept on the stack while parsing; larger heads use the heap.
 const STACK_HEADERS: usize = 100;
 
 /// How a message body is delimited.
@@ -67,7 +67,7 @@ pub(crate) struct ResponseHead {
 /// Why a head could not be parsed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum HeadError {
-    /// More header lines than allowed (431).
+    /// More header lines than slots (cannot happen: slots are sized by lines).
     TooManyHeaders,
     /// Not HTTP, or broken framing headers (400).
     Invalid(String),
@@ -177,19 +177,53 @@ fn map_parse_error(e: httparse::Error) -> HeadError {
     }
 }
 
-/// Parses a request head at the start of `buf`. `Ok(None)`: not complete yet.
-pub(crate) fn parse_request(
-    buf: &[u8],
-    max_headers: usize,
-) -> Result<Option<RequestHead>, HeadError> {
-    if max_headers <= STACK_HEADERS {
-        let mut slots = [const { MaybeUninit::uninit() }; STACK_HEADERS];
-        parse_request_in(buf, &mut slots[..max_headers])
-    } else {
-        let mut slots = Vec::with_capacity(max_headers);
-        slots.resize_with(max_headers, MaybeUninit::uninit);
-        parse_request_in(buf, &mut slots)
+/// While an incomplete head is at most this long, each read re-parses it so that
+/// garbage (a TLS hello, a wrong protocol) is refused at once; beyond it the head is
+/// parsed once, when its end has arrived, so a head that arrives a byte at a time
+/// costs linear time.
+pub(crate) const EARLY_CHECK: usize = 8 * 1024;
+
+/// Where the head at the start of `buf` ends: the index just past the blank line
+/// that closes it (`\r\n\r\n`, or bare `\n\n` as httparse also accepts), or `None`
+/// while it is incomplete. `from` is how much of `buf` an earlier call already
+/// searched, so that a head arriving in many small pieces is scanned once in all,
+/// not once per piece.
+pub(crate) fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from.saturating_sub(2);
+    while let Some(p) = buf.get(i..)?.iter().position(|&b| b == b'\n') {
+        let nl = i + p;
+        match buf.get(nl + 1..)? {
+            [b'\n', ..] => return Some(nl + 2),
+            [b'\r', b'\n', ..] => return Some(nl + 3),
+            [b'\r'] | [] => return None,
+            _ => i = nl + 1,
+        }
     }
+    None
+}
+
+/// Header slots for a head: on the stack for the usual handful; for a large head,
+/// one per line, so the limit on a head is its size in bytes, never a count of
+/// lines (Go's servers work the same way).
+fn with_slots<'b, T>(
+    head: &'b [u8],
+    parse: impl Fn(&'b [u8], &mut [MaybeUninit<httparse::Header<'b>>]) -> Result<Option<T>, HeadError>,
+) -> Result<Option<T>, HeadError> {
+    let mut slots = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+    match parse(head, &mut slots) {
+        Err(HeadError::TooManyHeaders) => {
+            let lines = head.iter().filter(|&&b| b == b'\n').count();
+            let mut slots = Vec::with_capacity(lines);
+            slots.resize_with(lines, MaybeUninit::uninit);
+            parse(head, &mut slots)
+        }
+        r => r,
+    }
+}
+
+/// Parses a request head at the start of `buf`. `Ok(None)`: not complete yet.
+pub(crate) fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
+    with_slots(buf, parse_request_in)
 }
 
 fn parse_request_in<'b>(
@@ -236,18 +270,8 @@ fn parse_request_in<'b>(
 }
 
 /// Parses a response head at the start of `buf`. `Ok(None)`: not complete yet.
-pub(crate) fn parse_response(
-    buf: &[u8],
-    max_headers: usize,
-) -> Result<Option<ResponseHead>, HeadError> {
-    if max_headers <= STACK_HEADERS {
-        let mut slots = [const { MaybeUninit::uninit() }; STACK_HEADERS];
-        parse_response_in(buf, &mut slots[..max_headers])
-    } else {
-        let mut slots = Vec::with_capacity(max_headers);
-        slots.resize_with(max_headers, MaybeUninit::uninit);
-        parse_response_in(buf, &mut slots)
-    }
+pub(crate) fn parse_response(buf: &[u8]) -> Result<Option<ResponseHead>, HeadError> {
+    with_slots(buf, parse_response_in)
 }
 
 fn parse_response_in<'b>(
