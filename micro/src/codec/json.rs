@@ -4,10 +4,18 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::finite::Finite;
 use super::{Codec, CodecError, DecodeFn};
 
 /// `application/json`: one JSON document followed by `\n` (go-micro writes with
 /// Go's `json.Encoder`, which appends it); trailing white space is accepted on input.
+///
+/// Numbers cross the Go boundary bit for bit: floats are written in their shortest
+/// form that reads back to the same bits and parsed with correct rounding (Go's
+/// `strconv` does both), so every `f64`, subnormals and `-0` included, arrives
+/// unchanged in either direction. NaN and infinities, which JSON cannot carry, are
+/// an encode error, as in Go (serde_json alone would write `null`, which a Go peer
+/// reads as `0`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct JsonCodec;
 
@@ -15,7 +23,8 @@ pub(super) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, CodecErr
     // No copy: the vector becomes the Bytes (which adds its small shared header
     // when the vector has spare capacity).
     let mut buf = Vec::with_capacity(128);
-    serde_json::to_writer(&mut buf, value).map_err(|e| CodecError::Encode(e.to_string()))?;
+    serde_json::to_writer(&mut buf, &Finite(value))
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
     buf.push(b'\n');
     Ok(Bytes::from(buf))
 }

@@ -14,7 +14,12 @@
 //! format can be added for a new content type with [`Codecs::with`]. Protobuf
 //! payloads are prost messages wrapped in [`Proto`], which serialises itself as raw
 //! protobuf bytes for binary codecs.
+//!
+//! Message types that Go peers also read and write need two serde attributes for
+//! Go's nil slices (`null`) and `[]byte` (base64): see [`go`].
 
+mod finite;
+pub mod go;
 mod json;
 mod proto;
 mod raw;
