@@ -5,8 +5,8 @@
 
 use std::io::Write;
 
+use micro::Service;
 use micro::client::{CallBuilder, Client};
-use micro::{ClientExt, Service};
 
 use crate::{CallRequest, CallResponse, CountMessage, Helloworld, StrokeMessage, init_logging};
 
@@ -85,10 +85,7 @@ impl ClientArgs {
 }
 
 /// Calls `address` directly when given, else discovers the service.
-fn target<'a>(
-    b: CallBuilder<'a, dyn Client>,
-    address: &Option<String>,
-) -> CallBuilder<'a, dyn Client> {
+fn target<'a>(b: CallBuilder<'a>, address: &Option<String>) -> CallBuilder<'a> {
     match address {
         Some(a) => b.address(a.clone()),
         None => b,

@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Full};
 use micro::client::{ClientOptions, RpcClient};
 use micro::registry::{MemoryRegistry, Registry};
 use micro::server::{Handler, Routes, RpcServer, Server, ServerOptions};
-use micro::{ClientExt, Context, RpcError};
+use micro::{Context, RpcError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]

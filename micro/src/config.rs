@@ -15,8 +15,10 @@
 //! | `MICRO_TRANSPORT` | `http`, `memory` | `http` |
 //! | `MICRO_BROKER` | `http`, `memory` | `http` |
 //! | `MICRO_BROKER_ADDRESS` | HTTP broker listen address | `127.0.0.1:0` |
-//! | `MICRO_CLIENT_RETRIES` | retries per call | 1 |
-//! | `MICRO_CLIENT_REQUEST_TIMEOUT` | Go duration (`5s`, `250ms`) or seconds | `5s` |
+//! | `MICRO_CLIENT_RETRIES` | retries per call | 2 |
+//! | `MICRO_CLIENT_REQUEST_TIMEOUT` | a call's timeout, retries included: Go duration (`5s`, `250ms`) or seconds | `5s` |
+//! | `MICRO_CLIENT_CONNECTION_TIMEOUT` | one attempt's timeout (go-micro v5's `ConnectionTimeout`; go-micro has no variable for it) | the request timeout / (retries + 1) |
+//! | `MICRO_CLIENT_DIAL_TIMEOUT` | how long connecting may take (no go-micro variable) | `5s` |
 //! | `MICRO_CLIENT_POOL_SIZE` | idle connections kept per address | 100 |
 //! | `MICRO_CLIENT_POOL_TTL` | Go duration or seconds | `1m` |
 //!
@@ -59,6 +61,10 @@ pub struct Config {
     pub client_retries: Option<u32>,
     /// `MICRO_CLIENT_REQUEST_TIMEOUT`.
     pub client_request_timeout: Option<Duration>,
+    /// `MICRO_CLIENT_CONNECTION_TIMEOUT`.
+    pub client_connection_timeout: Option<Duration>,
+    /// `MICRO_CLIENT_DIAL_TIMEOUT`.
+    pub client_dial_timeout: Option<Duration>,
     /// `MICRO_CLIENT_POOL_SIZE`.
     pub client_pool_size: Option<usize>,
     /// `MICRO_CLIENT_POOL_TTL`.
@@ -123,6 +129,12 @@ impl Config {
             client_request_timeout: s("MICRO_CLIENT_REQUEST_TIMEOUT")
                 .map(|v| duration("MICRO_CLIENT_REQUEST_TIMEOUT", &v))
                 .transpose()?,
+            client_connection_timeout: s("MICRO_CLIENT_CONNECTION_TIMEOUT")
+                .map(|v| duration("MICRO_CLIENT_CONNECTION_TIMEOUT", &v))
+                .transpose()?,
+            client_dial_timeout: s("MICRO_CLIENT_DIAL_TIMEOUT")
+                .map(|v| duration("MICRO_CLIENT_DIAL_TIMEOUT", &v))
+                .transpose()?,
             client_pool_size: s("MICRO_CLIENT_POOL_SIZE")
                 .map(|v| number("MICRO_CLIENT_POOL_SIZE", &v))
                 .transpose()?,
@@ -153,7 +165,8 @@ fn duration(key: &str, v: &str) -> Result<Duration, Error> {
 pub fn parse_go_duration(v: &str) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs >= 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs));
+        // try_from: a value beyond what a Duration holds (`1e20`) is refused, not a panic
+        return (secs >= 0.0).then(|| Duration::try_from_secs_f64(secs).ok())?;
     }
     if v.is_empty() || v.starts_with('-') {
         return None;
@@ -184,7 +197,7 @@ pub fn parse_go_duration(v: &str) -> Option<Duration> {
         rest = &rest[unit_len..];
         total += n * scale;
     }
-    total.is_finite().then(|| Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).ok()
 }
 
 #[cfg(test)]
@@ -201,7 +214,9 @@ mod tests {
         assert_eq!(ms("1.5h"), Some(5_400_000));
         assert_eq!(ms("2"), Some(2000));
         assert_eq!(parse_go_duration("10us"), Some(Duration::from_micros(10)));
-        for bad in ["", "-1s", "s", "5x", "1h-2m", "abc"] {
+        for bad in [
+            "", "-1s", "s", "5x", "1h-2m", "abc", "1e20", "inf", "NaN", "1e300h",
+        ] {
             assert_eq!(parse_go_duration(bad), None, "{bad}");
         }
     }

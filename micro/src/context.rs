@@ -47,7 +47,8 @@ impl Context {
         }
     }
 
-    /// Every header of the request.
+    /// Every header of the request, plus `Local` and `Remote` (the connection's
+    /// addresses), as go-micro's servers give a handler's metadata.
     pub fn metadata(&self) -> &Metadata {
         &self.inner.metadata
     }

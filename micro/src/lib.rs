@@ -35,12 +35,12 @@ mod context;
 pub mod describe;
 mod error;
 pub mod errors;
+pub mod middleware;
 mod plugins;
 pub mod server;
 mod service;
 mod wire;
 
-pub use client::ClientExt;
 pub use context::{Context, Metadata};
 pub use error::Error;
 pub use errors::RpcError;

@@ -304,6 +304,12 @@ impl ServiceBuilder {
         if let Some(d) = c.client_request_timeout {
             self.client_opts = self.client_opts.request_timeout(d);
         }
+        if let Some(d) = c.client_connection_timeout {
+            self.client_opts = self.client_opts.attempt_timeout(d);
+        }
+        if let Some(d) = c.client_dial_timeout {
+            self.client_opts = self.client_opts.dial_timeout(d);
+        }
         let mut pool = PoolOptions::new();
         if let Some(n) = c.client_pool_size {
             pool = pool.size(n);

@@ -54,6 +54,8 @@ pub(crate) const HOP_HEADERS: &[&str] = &[
     "Transfer-Encoding",
     "Expect",
     "Accept-Encoding",
+    "Local",
+    "Remote",
 ];
 
 /// A `Micro-*` header, or its `X-Micro-*` twin, which go-micro servers also accept.
@@ -88,6 +90,13 @@ pub(crate) fn set_twin(h: &mut Header, name: &str, value: &str) {
     x.push_str("X-");
     x.push_str(name);
     h.insert(x, value);
+}
+
+/// Sets `Local` and `Remote` to the connection's (local, remote) addresses, as
+/// go-micro's servers do in a handler's metadata.
+pub(crate) fn set_addresses(h: &mut Header, addrs: &(String, String)) {
+    h.insert("Local", addrs.0.as_str());
+    h.insert("Remote", addrs.1.as_str());
 }
 
 /// Whether a header belongs to the hop rather than to the caller's metadata.

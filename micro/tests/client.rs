@@ -9,33 +9,29 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{CallRequest, CallResponse, Empty, FailRequest, SlowRequest};
-use micro::client::{CallFn, CallTarget, CallWrapper, ClientOptions, RpcClient};
+use micro::RpcError;
+use micro::client::{ClientOptions, ClientRequest, RpcClient};
 use micro::registry::{Node, RegisterOptions, Registry, Service};
 use micro::server::Server;
-use micro::{ClientExt, RpcError};
 use parking_lot::Mutex;
 
 /// (service, endpoint, address) of each attempt.
 type Attempts = Arc<Mutex<Vec<(String, String, String)>>>;
 
-/// A wrapper that records every attempt's target.
-fn recorder() -> (CallWrapper, Attempts) {
+/// An attempt layer that records every attempt's target.
+fn recorder() -> (
+    tower::util::MapRequestLayer<impl Fn(ClientRequest) -> ClientRequest + Clone + Send + Sync>,
+    Attempts,
+) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    let w: CallWrapper = Arc::new(move |next: CallFn| {
-        let log = log.clone();
-        Arc::new(
-            move |target: CallTarget, req: micro::client::Request, timeout: Duration| {
-                log.lock().push((
-                    req.service.clone(),
-                    req.endpoint.clone(),
-                    target.address.clone(),
-                ));
-                next(target, req, timeout)
-            },
-        )
+    let layer = tower::util::MapRequestLayer::new(move |req: ClientRequest| {
+        let target = req.target().map(|t| t.address.clone()).unwrap_or_default();
+        log.lock()
+            .push((req.service().to_owned(), req.endpoint().to_owned(), target));
+        req
     });
-    (w, seen)
+    (layer, seen)
 }
 
 /// A node that is registered but whose process is gone: its port refuses.
@@ -64,7 +60,11 @@ async fn with_address_bypasses_discovery_and_wrappers_see_the_target() {
     let (server, _) = common::start(common::options(common::memory()), "s1").await;
     let addr = server.address().unwrap();
     let (w, seen) = recorder();
-    let client = RpcClient::new(ClientOptions::new().registry(common::memory()).wrap(w));
+    let client = RpcClient::new(
+        ClientOptions::new()
+            .registry(common::memory())
+            .attempt_layer(w),
+    );
     let rsp: CallResponse = client
         .request("test", "Test.Call")
         .address(addr.clone())
@@ -85,7 +85,7 @@ async fn a_wrapper_sees_the_node_chosen_from_the_registry() {
     let registry = common::memory();
     let (server, _) = common::start(common::options(registry.clone()), "s1").await;
     let (w, seen) = recorder();
-    let client = RpcClient::new(ClientOptions::new().registry(registry).wrap(w));
+    let client = RpcClient::new(ClientOptions::new().registry(registry).attempt_layer(w));
     let _: CallResponse = client
         .request("test", "Test.Call")
         .call(&CallRequest::default())
@@ -103,7 +103,12 @@ async fn a_call_retries_onto_another_node_when_its_node_is_dead() {
     let (server, handler) = common::start(common::options(registry.clone()), "live").await;
     let dead = dead_node(&registry, "test").await;
     let (w, seen) = recorder();
-    let client = RpcClient::new(ClientOptions::new().registry(registry).wrap(w).retries(1));
+    let client = RpcClient::new(
+        ClientOptions::new()
+            .registry(registry)
+            .attempt_layer(w)
+            .retries(1),
+    );
     for i in 0..50 {
         let rsp: CallResponse = client
             .request("test", "Test.Call")
@@ -138,8 +143,8 @@ async fn when_every_node_is_dead_the_call_fails_fast() {
         .call::<_, CallResponse>(&CallRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(err.id, "go.micro.client.transport", "{err}");
-    assert!(err.detail.contains("connection error"), "{err}");
+    assert_eq!(err.id(), "go.micro.client.transport", "{err}");
+    assert!(err.detail().contains("connection error"), "{err}");
     assert!(
         start.elapsed() < Duration::from_secs(1),
         "took {:?}",
@@ -160,13 +165,13 @@ async fn a_refused_connection_says_why() {
         .call::<_, CallResponse>(&CallRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(err.id, "go.micro.client.transport", "{err}");
+    assert_eq!(err.id(), "go.micro.client.transport", "{err}");
     assert!(
-        err.detail
+        err.detail()
             .starts_with(&format!("connection error: connect to {addr} failed: ")),
         "{err}"
     );
-    assert!(err.detail.to_lowercase().contains("refused"), "{err}");
+    assert!(err.detail().to_lowercase().contains("refused"), "{err}");
     let stream = client
         .request("refusing", "Test.Stream")
         .stream::<CallRequest, CallResponse>()
@@ -174,7 +179,7 @@ async fn a_refused_connection_says_why() {
     let Err(err) = stream else {
         panic!("a stream opened to a refusing node");
     };
-    assert!(err.detail.to_lowercase().contains("refused"), "{err}");
+    assert!(err.detail().to_lowercase().contains("refused"), "{err}");
     client.close().await;
 }
 
@@ -197,7 +202,7 @@ async fn a_hung_registry_does_not_hold_a_call_past_its_timeout() {
         .call::<_, CallResponse>(&CallRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(err.code, 408, "{err}");
+    assert_eq!(err.code(), 408, "{err}");
     assert_eq!(start.elapsed(), Duration::from_millis(300));
     client.close().await;
 }
@@ -211,8 +216,8 @@ async fn an_unknown_service_fails_fast_with_not_found() {
         .call::<_, CallResponse>(&CallRequest::default())
         .await
         .unwrap_err();
-    assert_eq!((err.id.as_str(), err.code), ("go.micro.client", 500));
-    assert_eq!(err.detail, "service nobody: not found");
+    assert_eq!((err.id(), err.code()), ("go.micro.client", 500));
+    assert_eq!(err.detail(), "service nobody: not found");
     assert!(start.elapsed() < Duration::from_millis(500));
     client.close().await;
 }
@@ -229,7 +234,7 @@ async fn the_call_timeout_ends_a_slow_call_with_408() {
         .call::<_, Empty>(&SlowRequest { millis: 3000 })
         .await
         .unwrap_err();
-    assert_eq!(err.code, 408, "{err}");
+    assert_eq!(err.code(), 408, "{err}");
     assert!(
         start.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -244,7 +249,12 @@ async fn handler_errors_are_returned_as_they_are_and_not_retried() {
     let registry = common::memory();
     let (server, _) = common::start(common::options(registry.clone()), "s1").await;
     let (w, seen) = recorder();
-    let client = RpcClient::new(ClientOptions::new().registry(registry).wrap(w).retries(3));
+    let client = RpcClient::new(
+        ClientOptions::new()
+            .registry(registry)
+            .attempt_layer(w)
+            .retries(3),
+    );
     let err = client
         .request("test", "Test.Fail")
         .call::<_, Empty>(&FailRequest {
@@ -372,7 +382,7 @@ async fn an_attempt_timeout_retries_a_lost_request_on_another_node() {
     let client = RpcClient::new(
         ClientOptions::new()
             .registry(registry)
-            .wrap(w)
+            .attempt_layer(w)
             .retries(1)
             .attempt_timeout(Duration::from_millis(300)),
     );
@@ -420,7 +430,7 @@ async fn with_only_a_silent_node_the_attempt_timeout_bounds_each_try() {
         .call::<_, CallResponse>(&CallRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(err.code, 408, "{err}");
+    assert_eq!(err.code(), 408, "{err}");
     // Two attempts of 200 ms and go-micro's 100 ms backoff, not the 5 s call timeout.
     assert!(
         start.elapsed() < Duration::from_secs(3),

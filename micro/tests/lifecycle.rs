@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{CallRequest, CallResponse, Empty, SlowRequest};
-use micro::ClientExt;
 use micro::registry::testing::Faulty;
 use micro::registry::{MemoryRegistry, Registry};
 use micro::server::{RegisterCheck, Server};

@@ -13,7 +13,7 @@ use std::time::Duration;
 use micro::broker::{HttpBroker, HttpBrokerOptions};
 use micro::registry::{MemoryRegistry, Registry};
 use micro::server::Subscriber;
-use micro::{ClientExt, Context, RpcError, Service};
+use micro::{Context, RpcError, Service};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -287,8 +287,8 @@ async fn publishing_to_a_topic_nobody_subscribes_to_is_a_clear_error() {
         .publish_event("nobody.listens", &event(0))
         .await
         .unwrap_err();
-    assert_eq!(err.code, 404, "{err}");
-    assert!(err.detail.contains("no subscribers"), "{err}");
+    assert_eq!(err.code(), 404, "{err}");
+    assert!(err.detail().contains("no subscribers"), "{err}");
     publisher.stop().await.unwrap();
 }
 

@@ -5,7 +5,6 @@
 mod common;
 
 use common::Num;
-use micro::ClientExt;
 use micro::server::Server;
 
 #[tokio::test]
@@ -102,7 +101,7 @@ async fn a_handler_error_ends_the_stream_with_that_error() {
     assert_eq!(s.recv().await.unwrap(), Some(Num { n: 1 }));
     s.send(&Num { n: -1 }).await.unwrap();
     let err = s.recv().await.unwrap_err();
-    assert_eq!((err.code, err.detail.as_str()), (400, "negative number"));
+    assert_eq!((err.code(), err.detail()), (400, "negative number"));
     s.close().await;
 
     let s = client
@@ -110,7 +109,7 @@ async fn a_handler_error_ends_the_stream_with_that_error() {
         .server_stream::<Num, Num>(&Num { n: -3 })
         .await
         .unwrap();
-    assert_eq!(s.recv().await.unwrap_err().code, 400);
+    assert_eq!(s.recv().await.unwrap_err().code(), 400);
     s.close().await;
 
     // A stream to an unknown endpoint fails with go-micro's routing error.
@@ -120,7 +119,7 @@ async fn a_handler_error_ends_the_stream_with_that_error() {
         .await
         .unwrap();
     let err = s.recv().await.unwrap_err();
-    assert!(err.detail.contains("can't find method Missing"), "{err}");
+    assert!(err.detail().contains("can't find method Missing"), "{err}");
     client.close().await;
     server.stop().await.unwrap();
 }

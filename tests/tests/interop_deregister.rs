@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use examples::{CallRequest, CallResponse};
-use micro::ClientExt;
 use micro::registry::CacheOptions;
 use micro::registry::Registry;
 use micro::selector::{RegistrySelector, SelectOptions, Selector};
@@ -205,8 +204,8 @@ async fn go_sigterm_seen_by_us(registries: &Registries, combo: Combo) {
         took.as_secs_f64() * 1000.0
     );
     let err = call().await.expect_err("no node left");
-    assert_eq!(err.code, 500, "{err}");
-    assert!(err.detail.contains("not found"), "{err}");
+    assert_eq!(err.code(), 500, "{err}");
+    assert!(err.detail().contains("not found"), "{err}");
 
     caller.stop().await.expect("stop caller");
     selector.stop().await;

@@ -5,14 +5,13 @@
 //! One of each listens for every event (broadcast); one of each forms the queue
 //! group `workers`, which gets each event once. Payloads and headers
 //! (`Micro-Topic`, `Content-Type`, `Micro-ID`, custom metadata) arrive intact, for
-//! the typed publish (`ClientExt::message`) and for a raw broker publish.
+//! the typed publish (`message`) and for a raw broker publish.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use examples::ExampleEvent;
-use micro::ClientExt;
 use micro::broker::Message;
 use micro::registry::Registry;
 use micro_tests::harness::etcd::init_tracing;

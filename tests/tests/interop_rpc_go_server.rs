@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use examples::{CallRequest, CallResponse, CountMessage, StrokeMessage};
+use micro::RpcError;
 use micro::client::Client;
-use micro::{ClientExt, RpcError};
 use micro_tests::harness::etcd::init_tracing;
 use micro_tests::harness::gomicro::{
     Combo, FailRequest, GoProc, MetaRequest, MetaResponse, Registries, for_each_combo, our_server,
@@ -183,7 +183,8 @@ async fn errors(client: &dyn Client, name: &str) {
                 .call::<_, Value>(&req)
         })
         .await
-        .expect_err("Helloworld.Fail fails");
+        .expect_err("Helloworld.Fail fails")
+        .into();
         assert_eq!(
             err,
             RpcError {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use examples::{CallRequest, CallResponse, CountMessage, Helloworld, StrokeMessage, init_logging};
+use micro::Service;
 use micro::registry::{MemoryRegistry, Registry};
-use micro::{ClientExt, Service};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

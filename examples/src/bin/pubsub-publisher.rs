@@ -14,7 +14,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use examples::{EVENTS_TOPIC, ExampleEvent, init_logging};
-use micro::{ClientExt, Service};
+use micro::Service;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -6,21 +6,33 @@
 //! `Timeout` in nanoseconds, and the caller's metadata), so Go servers serve it like a
 //! Go client. On top of go-micro's behaviour:
 //!
+//! * **retries never re-run an answered call and never lose one go-micro would
+//!   have saved**: a request that was not sent is always tried again, an answer
+//!   (even one that cannot be read) never, a request sent but not answered (timeout,
+//!   connection lost) when the call is retryable, which it is unless said otherwise
+//!   (see [`CallErrorKind`] and [`ClientOptions`]);
 //! * a retry goes to a **different node** when there is one: a node that failed at
 //!   the transport level is avoided for the rest of the call and reported to the
 //!   selector, which tries it last for a while;
+//! * each attempt has its own timeout (a share of the call's), so a request lost by
+//!   a server costs one attempt, not the whole call;
 //! * the selector is asked again on every attempt, so a node set that changed
 //!   meanwhile is used;
-//! * connections are pooled per address and checked before reuse; a call that finds
-//!   its pooled connection closed by the server retries once on a fresh connection
-//!   to the same node, without counting an attempt;
+//! * connections are pooled per address and checked before reuse;
 //! * request bodies are encoded once into shared bytes, so retries cost no encoding.
 //!
-//! The typed entry point is [`ClientExt::request`]:
+//! # Middleware
+//!
+//! Tower layers go around the client at two places: above node selection
+//! ([`ClientOptions::layer`], go-micro's `ClientWrapper`: each call, stream opening
+//! and publish once) and below it ([`ClientOptions::attempt_layer`], go-micro's
+//! `CallWrapper`: each attempt, with the node chosen). Both see a
+//! [`ClientRequest`] and answer a [`ClientResponse`] or a [`CallError`].
+//!
+//! # Calling
 //!
 //! ```no_run
-//! # async fn demo(client: &dyn micro::client::Client) -> Result<(), micro::RpcError> {
-//! use micro::client::ClientExt;
+//! # async fn demo(client: std::sync::Arc<dyn micro::client::Client>) -> Result<(), micro::client::CallError> {
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Serialize, Deserialize)]
@@ -36,133 +48,48 @@
 //! println!("{}", rsp.msg);
 //! # Ok(()) }
 //! ```
+//!
+//! For many calls to one service, a [`ServiceClient`] holds the name, a pinned
+//! address or filters, and default options.
 
+mod attempt;
 mod builder;
+mod error;
+mod layer;
+mod options;
+mod request;
 mod retry;
 mod rpc;
 mod stream;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::time::Duration;
-
 use async_trait::async_trait;
-use bytes::Bytes;
-use micro_selector::Filter;
-use micro_transport::Header;
-use tokio::time::Instant;
 
-pub use builder::{CallBuilder, ClientExt, PublishBuilder};
-pub use retry::{
-    RetryPolicy, backoff, is_transport_error, retry_always, retry_never,
-    retry_on_transport_and_timeout,
-};
-pub use rpc::{CallFn, CallTarget, CallWrapper, ClientOptions, RpcClient};
+pub use builder::{CallBuilder, PublishBuilder, ServiceClient};
+pub use error::{CallError, CallErrorKind};
+pub use layer::BoxClientService;
+pub use options::{ClientOptions, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRIES};
+pub use request::{CallKind, CallOptions, CallTarget, ClientRequest, ClientResponse, Reply};
+pub use retry::backoff;
+pub use rpc::RpcClient;
 pub use stream::{ClientStream, RawStream};
 
 use crate::codec::Codecs;
-use crate::{Metadata, RpcError};
 
-/// A transport failure as a client error (id `go.micro.client.transport`): the
-/// detail is `context` (when not empty), then the error and each of its causes,
-/// `: `-separated, as `connection error: connect to 127.0.0.1:9 failed: Connection
-/// refused (os error 111)`. A wire error carries no source chain, so the cause
-/// (refused, reset, timed out) has to be in its text.
-pub(crate) fn transport_error(context: &str, err: &micro_transport::Error) -> RpcError {
-    let mut detail = String::from(context);
-    let mut next: Option<&dyn std::error::Error> = Some(err);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !detail.contains(&text) {
-            if !detail.is_empty() {
-                detail.push_str(": ");
-            }
-            detail.push_str(&text);
-        }
-        next = e.source();
-    }
-    RpcError::internal(crate::wire::CLIENT_TRANSPORT_ID, detail)
-}
-
-/// One request, encoded.
-#[derive(Clone, Debug)]
-pub struct Request {
-    /// The service to call (its registry name).
-    pub service: String,
-    /// The endpoint, `Handler.Method`.
-    pub endpoint: String,
-    /// Content type of the body.
-    pub content_type: String,
-    /// The caller's metadata, sent as headers.
-    pub metadata: Metadata,
-    /// The encoded body; cheap to clone for retries.
-    pub body: Bytes,
-}
-
-impl Request {
-    /// A request with an encoded body and no metadata.
-    pub fn new(
-        service: impl Into<String>,
-        endpoint: impl Into<String>,
-        content_type: impl Into<String>,
-        body: impl Into<Bytes>,
-    ) -> Self {
-        Request {
-            service: service.into(),
-            endpoint: endpoint.into(),
-            content_type: content_type.into(),
-            metadata: Metadata::new(),
-            body: body.into(),
-        }
-    }
-}
-
-/// The future of one attempt, as [`CallWrapper`]s see it.
-pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, RpcError>> + Send>>;
-
-/// One response, still encoded.
-#[derive(Clone, Debug)]
-pub struct Response {
-    /// The response headers.
-    pub header: Header,
-    /// The encoded body.
-    pub body: Bytes,
-}
-
-/// Options of one call; unset fields take the client's defaults.
-#[derive(Clone, Debug, Default)]
-pub struct CallOptions {
-    /// How long the whole call may take, retries included.
-    pub timeout: Option<Duration>,
-    /// A deadline inherited from an upstream call; the earlier of it and `timeout`
-    /// applies.
-    pub deadline: Option<Instant>,
-    /// How many times a failed attempt may be retried.
-    pub retries: Option<u32>,
-    /// Longest one attempt may take (see [`ClientOptions::attempt_timeout`]).
-    pub attempt_timeout: Option<Duration>,
-    /// Call these addresses instead of asking the selector (go-micro's
-    /// `WithAddress`).
-    pub addresses: Vec<String>,
-    /// Selector filters.
-    pub filters: Vec<Filter>,
-}
-
-/// A client: calls endpoints of services. Object-safe; shared as
-/// `Arc<dyn Client>`. The typed API is in [`ClientExt`].
+/// A client: calls endpoints of services, opens streams and publishes events.
+/// Object-safe; shared as `Arc<dyn Client>`, whose typed API
+/// ([`request`](CallBuilder), [`message`](PublishBuilder)) needs no import.
 #[async_trait]
 pub trait Client: Send + Sync + 'static {
-    /// One unary call. Errors are go-micro errors: the handler's, or the client's
-    /// own (`go.micro.client`, `go.micro.client.transport`).
-    async fn call(&self, req: Request, opts: CallOptions) -> Result<Response, RpcError>;
+    /// One unary call ([`CallKind::Call`]).
+    async fn call(&self, req: ClientRequest) -> Result<Reply, CallError>;
 
-    /// Opens a stream: connects to one node and sends the opening message (`req`'s
-    /// body), as go-micro's client does.
-    async fn stream(&self, req: Request, opts: CallOptions) -> Result<RawStream, RpcError>;
+    /// Opens a stream ([`CallKind::Stream`]): connects to one node and sends the
+    /// opening message (`req`'s body), as go-micro's client does.
+    async fn stream(&self, req: ClientRequest) -> Result<RawStream, CallError>;
 
-    /// Publishes an encoded event to `topic` through the client's broker (connecting
-    /// it first if needed).
-    async fn publish(&self, topic: &str, msg: micro_broker::Message) -> Result<(), RpcError>;
+    /// Publishes an encoded event ([`CallKind::Publish`], the topic in
+    /// [`endpoint`](ClientRequest::endpoint)) through the client's broker.
+    async fn publish(&self, req: ClientRequest) -> Result<(), CallError>;
 
     /// The codec table used to encode typed requests.
     fn codecs(&self) -> &Codecs;
@@ -172,34 +99,4 @@ pub trait Client: Send + Sync + 'static {
 
     /// Short name (`mucp`).
     fn name(&self) -> &'static str;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transport_errors_keep_their_causes() {
-        let refused = micro_transport::Error::Connect {
-            addr: "127.0.0.1:9".into(),
-            source: std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused here"),
-        };
-        let e = transport_error("connection error", &refused);
-        assert_eq!(e.id, "go.micro.client.transport");
-        assert_eq!(e.code, 500);
-        assert_eq!(
-            e.detail,
-            "connection error: connect to 127.0.0.1:9 failed: refused here"
-        );
-        let io = micro_transport::Error::Io(std::io::Error::new(
-            std::io::ErrorKind::BrokenPipe,
-            "pipe broke",
-        ));
-        assert_eq!(transport_error("", &io).detail, "i/o error: pipe broke");
-        assert_eq!(
-            transport_error("", &micro_transport::Error::Closed).detail,
-            "connection closed"
-        );
-        assert!(super::is_transport_error(&transport_error("", &io)));
-    }
 }

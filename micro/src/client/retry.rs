@@ -1,10 +1,8 @@
-//! Backoff and retry policies.
+//! The retry rule and go-micro's backoff.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::RpcError;
-use crate::wire::CLIENT_TRANSPORT_ID;
+use super::error::CallErrorKind;
 
 /// go-micro's backoff: `floor(n^e) × 100 ms` for attempt `n` up to 13, then 2 min.
 /// 0 → 0, 1 → 100 ms, 2 → 600 ms, 3 → 1.9 s, 4 → 4.3 s, 5 → 7.9 s, ...
@@ -19,37 +17,29 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(steps * 100)
 }
 
-/// Decides whether a failed attempt is retried: gets the error and the number of
-/// the attempt that failed (0 for the first).
-pub type RetryPolicy = Arc<dyn Fn(&RpcError, u32) -> bool + Send + Sync>;
-
-/// Whether `err` is a transport failure of the client: connecting, sending or
-/// receiving failed (id `go.micro.client.transport`). Such a failure says the node
-/// is unusable; an application error does not.
-pub fn is_transport_error(err: &RpcError) -> bool {
-    err.id == CLIENT_TRANSPORT_ID
+/// What to do after a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Return the error.
+    Fail,
+    /// Try another node at once: the request was not sent, so no server did any
+    /// work and there is nothing to back off from.
+    RetryNow,
+    /// Try another node after go-micro's backoff: the request was sent and may have
+    /// run (timeout, connection lost).
+    RetryAfterBackoff,
 }
 
-/// The default policy: retry transport failures and timeouts (408).
-///
-/// go-micro v4 retries 408 and 500, v5 only 408; both treat a refused connection as
-/// a 500. Retrying every 500 would repeat calls whose handler failed; retrying only
-/// 408 would give up on a dead node. This policy retries exactly what says nothing
-/// about the request itself: the node could not be reached or did not answer in time.
-/// Note that a request whose connection broke after it was sent may have run: retries
-/// give at-least-once, not exactly-once, delivery.
-pub fn retry_on_transport_and_timeout() -> RetryPolicy {
-    Arc::new(|err: &RpcError, _| is_transport_error(err) || err.code == 408)
-}
-
-/// Retries every failure.
-pub fn retry_always() -> RetryPolicy {
-    Arc::new(|_: &RpcError, _| true)
-}
-
-/// Never retries.
-pub fn retry_never() -> RetryPolicy {
-    Arc::new(|_: &RpcError, _| false)
+/// The retry rule (see [`CallErrorKind`]): an answer is final; a request that was
+/// not sent is always tried again; a request sent but not answered is tried again
+/// when the call is `retryable`.
+pub(crate) fn verdict(kind: CallErrorKind, retryable: bool) -> Verdict {
+    use CallErrorKind as K;
+    match kind {
+        K::Connect | K::Send | K::Rejected => Verdict::RetryNow,
+        K::Timeout | K::Receive if retryable => Verdict::RetryAfterBackoff,
+        _ => Verdict::Fail,
+    }
 }
 
 #[cfg(test)]
@@ -67,5 +57,27 @@ mod tests {
                 106600, 120000
             ]
         );
+    }
+
+    #[test]
+    fn answers_are_final_and_unsent_requests_always_retried() {
+        use CallErrorKind as K;
+        for k in [
+            K::Remote,
+            K::BadReply,
+            K::Decode,
+            K::NotFound,
+            K::Encode,
+            K::Other,
+        ] {
+            assert_eq!(verdict(k, true), Verdict::Fail, "{k:?}");
+        }
+        for k in [K::Connect, K::Send, K::Rejected] {
+            assert_eq!(verdict(k, false), Verdict::RetryNow, "{k:?}");
+        }
+        for k in [K::Timeout, K::Receive] {
+            assert_eq!(verdict(k, true), Verdict::RetryAfterBackoff, "{k:?}");
+            assert_eq!(verdict(k, false), Verdict::Fail, "{k:?}");
+        }
     }
 }

@@ -1,208 +1,67 @@
-//! [`RpcClient`]: go-micro's RPC client.
+//! [`RpcClient`]: go-micro's RPC client, with node selection, retries and the
+//! client's tower stacks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use micro_registry::{MemoryRegistry, Registry};
+use micro_registry::MemoryRegistry;
 use micro_selector::{Outcome, RegistrySelector, SelectOptions, Selector};
-use micro_transport::{
-    DialOptions, Header, HttpTransport, Message as TransportMessage, Pool, PoolOptions, Transport,
-};
+use micro_transport::{DialOptions, Pool, Transport};
 use tokio::time::Instant;
+use tower::util::BoxCloneSyncService;
 
-use super::retry::{RetryPolicy, backoff, is_transport_error, retry_on_transport_and_timeout};
+use super::Client;
+use super::attempt::Conns;
+use super::error::{CallError, CallErrorKind};
+use super::layer::{self, BoxClientService};
+use super::options::ClientOptions;
+use super::request::{CallKind, CallTarget, ClientRequest, ClientResponse, Reply};
+use super::retry::{Verdict, backoff, verdict};
 use super::stream::RawStream;
-use super::{CallOptions, Client, Request, Response, ResponseFuture, transport_error};
 use crate::RpcError;
-use crate::codec::{Codecs, DEFAULT_CONTENT_TYPE};
-use crate::wire::{self, CLIENT_ID, CLIENT_TRANSPORT_ID};
-
-/// Where one attempt goes.
-#[derive(Clone, Debug)]
-pub struct CallTarget {
-    /// The node's id (empty for `with_address` calls).
-    pub node_id: String,
-    /// The node's address.
-    pub address: String,
-}
-
-/// The function one attempt runs; [`CallWrapper`]s wrap it.
-pub type CallFn = Arc<dyn Fn(CallTarget, Request, Duration) -> ResponseFuture + Send + Sync>;
-
-/// Middleware around every attempt (go-micro's `CallWrapper`): gets the next
-/// function and returns one that runs before and after it. It sees the node
-/// chosen for the attempt.
-pub type CallWrapper = Arc<dyn Fn(CallFn) -> CallFn + Send + Sync>;
-
-/// Options of an [`RpcClient`].
-#[derive(Clone)]
-pub struct ClientOptions {
-    selector: Option<Arc<dyn Selector>>,
-    registry: Option<Arc<dyn Registry>>,
-    transport: Arc<dyn Transport>,
-    pool: PoolOptions,
-    codecs: Codecs,
-    content_type: String,
-    request_timeout: Duration,
-    attempt_timeout: Option<Duration>,
-    dial_timeout: Duration,
-    retries: u32,
-    retry: RetryPolicy,
-    wrappers: Vec<CallWrapper>,
-    broker: Option<Arc<dyn micro_broker::Broker>>,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        ClientOptions {
-            selector: None,
-            registry: None,
-            transport: Arc::new(HttpTransport::new()),
-            pool: PoolOptions::default(),
-            codecs: Codecs::new(),
-            content_type: DEFAULT_CONTENT_TYPE.into(),
-            request_timeout: Duration::from_secs(5),
-            attempt_timeout: None,
-            dial_timeout: Duration::from_secs(5),
-            retries: 1,
-            retry: retry_on_transport_and_timeout(),
-            wrappers: Vec::new(),
-            broker: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for ClientOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientOptions")
-            .field("transport", &self.transport.name())
-            .field("content_type", &self.content_type)
-            .field("request_timeout", &self.request_timeout)
-            .field("retries", &self.retries)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ClientOptions {
-    /// The defaults.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The selector. Default: a [`RegistrySelector`] over the registry.
-    pub fn selector(mut self, s: Arc<dyn Selector>) -> Self {
-        self.selector = Some(s);
-        self
-    }
-
-    /// The registry the default selector reads. Default: a new [`MemoryRegistry`].
-    pub fn registry(mut self, r: Arc<dyn Registry>) -> Self {
-        self.registry = Some(r);
-        self
-    }
-
-    /// The transport. Default: [`HttpTransport`].
-    pub fn transport(mut self, t: Arc<dyn Transport>) -> Self {
-        self.transport = t;
-        self
-    }
-
-    /// Connection pool options. Default: 100 idle connections per address, 60 s TTL.
-    pub fn pool(mut self, p: PoolOptions) -> Self {
-        self.pool = p;
-        self
-    }
-
-    /// The codec table. Default: [`Codecs::new`].
-    pub fn codecs(mut self, c: Codecs) -> Self {
-        self.codecs = c;
-        self
-    }
-
-    /// Content type of typed requests. Default: `application/json`.
-    pub fn content_type(mut self, ct: impl Into<String>) -> Self {
-        self.content_type = ct.into();
-        self
-    }
-
-    /// How long a call may take, retries included. Default: 5 s (go-micro v4).
-    pub fn request_timeout(mut self, d: Duration) -> Self {
-        self.request_timeout = d;
-        self
-    }
-
-    /// Longest one attempt may take (go-micro v5's `ConnectionTimeout`); it is also
-    /// what the `Timeout` header tells the server. An attempt that runs out is a 408,
-    /// which the default policy retries, on another node when there is one. Useful
-    /// against servers that can lose a request (go-micro's can, rarely, on a
-    /// kept-alive connection). Default: none, an attempt may use what is left of the
-    /// call's timeout.
-    pub fn attempt_timeout(mut self, d: Duration) -> Self {
-        self.attempt_timeout = Some(d);
-        self
-    }
-
-    /// How long connecting may take. Default: 5 s.
-    pub fn dial_timeout(mut self, d: Duration) -> Self {
-        self.dial_timeout = d;
-        self
-    }
-
-    /// Retries after a failed attempt. Default: 1 (go-micro v4).
-    pub fn retries(mut self, n: u32) -> Self {
-        self.retries = n;
-        self
-    }
-
-    /// Which failures are retried. Default: [`retry_on_transport_and_timeout`].
-    pub fn retry(mut self, p: RetryPolicy) -> Self {
-        self.retry = p;
-        self
-    }
-
-    /// The broker events are published through. Default: none (publishing fails
-    /// with a clear error).
-    pub fn broker(mut self, b: Arc<dyn micro_broker::Broker>) -> Self {
-        self.broker = Some(b);
-        self
-    }
-
-    /// Adds a call wrapper; the first added runs outermost.
-    pub fn wrap(mut self, w: CallWrapper) -> Self {
-        self.wrappers.push(w);
-        self
-    }
-}
+use crate::codec::Codecs;
+use crate::wire::CLIENT_ID;
 
 /// go-micro's RPC client. See the [module docs](super).
+///
+/// Cheap to clone; clones share connections, selector and layers.
 #[derive(Clone)]
 pub struct RpcClient {
-    inner: Arc<Inner>,
+    engine: Arc<Engine>,
+    /// The layers above node selection, around the engine.
+    outer: Option<BoxClientService>,
 }
 
-struct Inner {
+/// What the client knows, shared by its services.
+struct Core {
     selector: Arc<dyn Selector>,
     own_selector: Option<RegistrySelector>,
     transport: Arc<dyn Transport>,
-    base: Arc<Base>,
+    conns: Conns,
     codecs: Codecs,
     content_type: String,
     request_timeout: Duration,
     attempt_timeout: Option<Duration>,
-    dial: DialOptions,
     retries: u32,
-    retry: RetryPolicy,
-    call_fn: Option<CallFn>,
+    retryable: bool,
     broker: Option<Arc<dyn micro_broker::Broker>>,
+}
+
+/// Selection and retries: the bottom of the outer stack.
+struct Engine {
+    core: Arc<Core>,
+    /// The layers below node selection, around one attempt.
+    attempt: Option<BoxClientService>,
 }
 
 impl std::fmt::Debug for RpcClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let core = &self.engine.core;
         f.debug_struct("RpcClient")
-            .field("selector", &self.inner.selector.name())
-            .field("transport", &self.inner.transport.name())
+            .field("selector", &core.selector.name())
+            .field("transport", &core.transport.name())
             .finish_non_exhaustive()
     }
 }
@@ -223,82 +82,276 @@ impl RpcClient {
         let dial = DialOptions {
             connect_timeout: opts.dial_timeout,
         };
-        let base = Arc::new(Base {
-            pool: Pool::new(opts.transport.clone(), opts.pool),
-            dial: dial.clone(),
-            seq: AtomicU64::new(0),
-        });
-        let mut inner = Inner {
+        let core = Arc::new(Core {
             selector,
             own_selector,
+            conns: Conns {
+                pool: Pool::new(opts.transport.clone(), opts.pool),
+                dial,
+                seq: AtomicU64::new(0),
+            },
             transport: opts.transport,
-            base: base.clone(),
             codecs: opts.codecs,
             content_type: opts.content_type,
             request_timeout: opts.request_timeout,
             attempt_timeout: opts.attempt_timeout,
-            dial,
             retries: opts.retries,
-            retry: opts.retry,
-            call_fn: None,
+            retryable: opts.retryable,
             broker: opts.broker,
-        };
-        if !opts.wrappers.is_empty() {
-            let mut f: CallFn = Arc::new(move |target, req, timeout| {
-                let base = base.clone();
-                Box::pin(async move {
-                    let id = base.seq.fetch_add(1, Ordering::Relaxed);
-                    base.attempt(&target, &req, timeout, id).await
-                })
-            });
-            for w in opts.wrappers.iter().rev() {
-                f = w(f);
-            }
-            inner.call_fn = Some(f);
-        }
-        RpcClient {
-            inner: Arc::new(inner),
-        }
+        });
+        let attempt = layer::stack(&opts.attempt_layers, || {
+            let core = core.clone();
+            BoxCloneSyncService::new(tower::service_fn(move |req: ClientRequest| {
+                let core = core.clone();
+                async move { core.attempt(req).await }
+            }))
+        });
+        let engine = Arc::new(Engine { core, attempt });
+        let outer = layer::stack(&opts.layers, || {
+            let engine = engine.clone();
+            BoxCloneSyncService::new(tower::service_fn(move |req: ClientRequest| {
+                let engine = engine.clone();
+                async move { engine.dispatch(req).await }
+            }))
+        });
+        RpcClient { engine, outer }
     }
 
     /// The selector.
     pub fn selector(&self) -> &Arc<dyn Selector> {
-        &self.inner.selector
+        &self.engine.core.selector
     }
 
     /// The connection pool.
     pub fn pool(&self) -> &Pool {
-        &self.inner.base.pool
+        &self.engine.core.conns.pool
     }
 
     /// Stops the tasks of the client's own selector (its cache's watches) and
     /// closes idle pooled connections.
     pub async fn close(&self) {
-        if let Some(s) = &self.inner.own_selector {
+        if let Some(s) = &self.engine.core.own_selector {
             s.stop().await;
         }
-        self.inner.base.pool.clear();
+        self.engine.core.conns.pool.clear();
     }
 
-    fn next_id(&self) -> u64 {
-        self.inner.base.seq.fetch_add(1, Ordering::Relaxed)
+    async fn run(&self, req: ClientRequest) -> Result<ClientResponse, CallError> {
+        match &self.outer {
+            None => self.engine.dispatch(req).await,
+            Some(stack) => layer::run(stack, req).await,
+        }
+    }
+}
+
+impl Engine {
+    async fn dispatch(&self, req: ClientRequest) -> Result<ClientResponse, CallError> {
+        match req.kind {
+            CallKind::Call => self.call(req).await.map(ClientResponse::Reply),
+            CallKind::Stream => self.open(req).await.map(ClientResponse::Stream),
+            CallKind::Publish => self
+                .core
+                .publish(req)
+                .await
+                .map(|()| ClientResponse::Published),
+        }
     }
 
-    /// The target of one attempt: a fixed address or a selected node.
-    async fn target(
+    /// One attempt on `target`: through the attempt layers when there are any.
+    async fn attempt(
         &self,
-        req: &Request,
-        opts: &CallOptions,
-        avoid: &[String],
-    ) -> Result<CallTarget, RpcError> {
-        if !opts.addresses.is_empty() {
-            let usable: Vec<&String> = opts
-                .addresses
-                .iter()
-                .filter(|a| !avoid.contains(a))
-                .collect();
+        req: &ClientRequest,
+        target: &CallTarget,
+        attempt: u32,
+        deadline: Option<Instant>,
+        retryable: bool,
+    ) -> Result<ClientResponse, CallError> {
+        let Some(stack) = &self.attempt else {
+            return self.core.attempt_on(req, target, deadline, retryable).await;
+        };
+        let mut a = req.clone();
+        a.target = Some(target.clone());
+        a.attempt = attempt;
+        a.deadline = deadline;
+        a.options.retryable = Some(retryable);
+        layer::run(stack, a).await
+    }
+
+    /// A unary call: selection, attempts and retries within the call's deadline.
+    async fn call(&self, mut req: ClientRequest) -> Result<Reply, CallError> {
+        let core = &self.core;
+        let start = Instant::now();
+        let deadline = core.deadline(&req, start, core.request_timeout);
+        req.deadline = Some(deadline);
+        let retries = req.options.retries.unwrap_or(core.retries);
+        let retryable = req.options.retryable.unwrap_or(core.retryable);
+        let per_attempt = req
+            .options
+            .attempt_timeout
+            .or(core.attempt_timeout)
+            .unwrap_or_else(|| deadline.saturating_duration_since(start) / (retries + 1));
+        let mut avoid = Avoid::default();
+        let mut last: Option<CallError> = None;
+        for attempt in 0..=retries {
+            // Selecting counts against the deadline: a registry that hangs on a
+            // first lookup must not hold the call past its timeout.
+            let Ok(selected) = tokio::time::timeout_at(deadline, core.target(&req, &avoid)).await
+            else {
+                break;
+            };
+            let target = match selected {
+                Ok(t) => t,
+                // Every node failed during this call: the last failure says why.
+                Err(e) if e.kind() == CallErrorKind::NoneAvailable && last.is_some() => break,
+                Err(e) => return Err(e),
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let budget = per_attempt.min(deadline - now);
+            let result = self
+                .attempt(&req, &target, attempt, Some(now + budget), retryable)
+                .await;
+            let e = match result.and_then(expect_reply) {
+                Ok(reply) => {
+                    core.mark(&target, Outcome::Success);
+                    return Ok(reply);
+                }
+                Err(e) => e,
+            };
+            avoid.note(&target, e.kind(), core);
+            let v = verdict(e.kind(), retryable);
+            tracing::debug!(service = %req.service, endpoint = %req.endpoint, attempt, node = %target.address, retry = ?v, error = %e, "call attempt failed");
+            match v {
+                Verdict::Fail => return Err(e),
+                Verdict::RetryNow => {}
+                Verdict::RetryAfterBackoff if attempt < retries => {
+                    let pause = backoff(attempt + 1);
+                    if Instant::now() + pause >= deadline {
+                        last = Some(e);
+                        break;
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                Verdict::RetryAfterBackoff => {}
+            }
+            last = Some(e);
+        }
+        Err(last.unwrap_or_else(CallError::timeout))
+    }
+
+    /// Opens a stream: selection and the opening message, tried again on another
+    /// node when the request was not sent. A stream has no deadline unless the call
+    /// gave one (a timeout or an inherited deadline): streams live long.
+    async fn open(&self, mut req: ClientRequest) -> Result<RawStream, CallError> {
+        let core = &self.core;
+        let deadline = (req.options.timeout.is_some() || req.options.deadline.is_some())
+            .then(|| core.deadline(&req, Instant::now(), Duration::MAX));
+        req.deadline = deadline;
+        let retries = req.options.retries.unwrap_or(core.retries);
+        let mut avoid = Avoid::default();
+        let mut last: Option<CallError> = None;
+        for attempt in 0..=retries {
+            let target = match core.target(&req, &avoid).await {
+                Ok(t) => t,
+                Err(e) if e.kind() == CallErrorKind::NoneAvailable && last.is_some() => break,
+                Err(e) => return Err(e),
+            };
+            let result = self.attempt(&req, &target, attempt, deadline, false).await;
+            let e = match result {
+                Ok(ClientResponse::Stream(s)) => {
+                    core.mark(&target, Outcome::Success);
+                    return Ok(s);
+                }
+                Ok(other) => return Err(unexpected(&other)),
+                Err(e) => e,
+            };
+            avoid.note(&target, e.kind(), core);
+            // Only a stream that was not opened is tried elsewhere.
+            if verdict(e.kind(), false) == Verdict::Fail {
+                return Err(e);
+            }
+            last = Some(e);
+        }
+        Err(last.unwrap_or_else(|| CallError::none_available(&req.service)))
+    }
+}
+
+impl Core {
+    /// The call's deadline: `default` from `start` (or the call's own timeout), no
+    /// later than an inherited deadline.
+    fn deadline(&self, req: &ClientRequest, start: Instant, default: Duration) -> Instant {
+        let timeout = req.options.timeout.unwrap_or(default);
+        let own = start.checked_add(timeout).unwrap_or_else(far_future);
+        match req.options.deadline {
+            Some(d) => own.min(d),
+            None => own,
+        }
+    }
+
+    /// The bottom of the attempt stack.
+    async fn attempt(&self, req: ClientRequest) -> Result<ClientResponse, CallError> {
+        let Some(target) = req.target.clone() else {
+            return Err(CallError::new(
+                CallErrorKind::Other,
+                RpcError::internal(CLIENT_ID, "attempt without a target"),
+            ));
+        };
+        let retryable = req.options.retryable.unwrap_or(self.retryable);
+        self.attempt_on(&req, &target, req.deadline, retryable)
+            .await
+    }
+
+    async fn attempt_on(
+        &self,
+        req: &ClientRequest,
+        target: &CallTarget,
+        deadline: Option<Instant>,
+        retryable: bool,
+    ) -> Result<ClientResponse, CallError> {
+        match req.kind {
+            CallKind::Call => {
+                let budget = deadline
+                    .map(|d| d.saturating_duration_since(Instant::now()))
+                    .unwrap_or(self.request_timeout);
+                self.conns
+                    .call(target, req, budget, retryable)
+                    .await
+                    .map(ClientResponse::Reply)
+            }
+            CallKind::Stream => self
+                .conns
+                .open(&*self.transport, target, req, deadline)
+                .await
+                .map(ClientResponse::Stream),
+            CallKind::Publish => Err(CallError::new(
+                CallErrorKind::Other,
+                RpcError::internal(CLIENT_ID, "a publish has no attempts"),
+            )),
+        }
+    }
+
+    /// The target of one attempt: a fixed address or a selected node, avoiding the
+    /// nodes that failed during this call (and those that timed out, while another
+    /// is left).
+    async fn target(&self, req: &ClientRequest, avoid: &Avoid) -> Result<CallTarget, CallError> {
+        if avoid.slow.is_empty() {
+            return self.pick(req, &avoid.dead).await;
+        }
+        let both: Vec<String> = avoid.dead.iter().chain(&avoid.slow).cloned().collect();
+        match self.pick(req, &both).await {
+            Err(e) if e.kind() == CallErrorKind::NoneAvailable => self.pick(req, &avoid.dead).await,
+            r => r,
+        }
+    }
+
+    async fn pick(&self, req: &ClientRequest, avoid: &[String]) -> Result<CallTarget, CallError> {
+        let addresses = &req.options.addresses;
+        if !addresses.is_empty() {
+            let usable: Vec<&String> = addresses.iter().filter(|a| !avoid.contains(a)).collect();
             let Some(addr) = usable.get(fastrand::usize(..usable.len().max(1))) else {
-                return Err(none_available(&req.service));
+                return Err(CallError::none_available(&req.service));
             };
             return Ok(CallTarget {
                 node_id: String::new(),
@@ -306,297 +359,144 @@ impl RpcClient {
             });
         }
         let mut sel = SelectOptions::new();
-        for f in &opts.filters {
+        for f in &req.options.filters {
             sel = sel.filter(f.clone());
         }
         for a in avoid {
             sel = sel.avoid(a.clone());
         }
         let mut next = self
-            .inner
             .selector
             .select(&req.service, &sel)
             .await
             .map_err(|e| match e {
-                micro_selector::Error::NotFound => {
-                    RpcError::internal(CLIENT_ID, format!("service {}: not found", req.service))
-                }
-                micro_selector::Error::NoneAvailable => none_available(&req.service),
-                e => RpcError::internal(
-                    CLIENT_ID,
-                    format!("error selecting {} node: {e}", req.service),
-                ),
+                micro_selector::Error::NotFound => CallError::not_found(&req.service),
+                micro_selector::Error::NoneAvailable => CallError::none_available(&req.service),
+                e => CallError::registry(&req.service, e),
             })?;
-        let node = next.next().map_err(|_| none_available(&req.service))?;
+        let node = next
+            .next()
+            .map_err(|_| CallError::none_available(&req.service))?;
         Ok(CallTarget {
             node_id: node.id.clone(),
             address: node.address.clone(),
         })
     }
 
-    /// A target avoiding `dead` nodes, and `slow` ones while another is left.
-    async fn target_avoiding(
-        &self,
-        req: &Request,
-        opts: &CallOptions,
-        dead: &[String],
-        slow: &[String],
-    ) -> Result<CallTarget, RpcError> {
-        if slow.is_empty() {
-            return self.target(req, opts, dead).await;
-        }
-        let both: Vec<String> = dead.iter().chain(slow).cloned().collect();
-        match self.target(req, opts, &both).await {
-            Err(e) if e.detail.ends_with("none available") => self.target(req, opts, dead).await,
-            r => r,
-        }
-    }
-
     fn mark(&self, target: &CallTarget, outcome: Outcome) {
         if !target.node_id.is_empty() {
-            self.inner.selector.mark(&target.node_id, outcome);
+            self.selector.mark(&target.node_id, outcome);
         }
     }
-}
 
-fn none_available(service: &str) -> RpcError {
-    RpcError::internal(
-        CLIENT_ID,
-        format!("error selecting {service} node: none available"),
-    )
-}
-
-/// The part of the client an attempt needs.
-struct Base {
-    pool: Pool,
-    dial: DialOptions,
-    /// The `Micro-Id` counter.
-    seq: AtomicU64,
-}
-
-impl Base {
-    /// Sends `req` to `target` over a pooled connection and reads the reply.
-    async fn attempt(
-        &self,
-        target: &CallTarget,
-        req: &Request,
-        timeout: Duration,
-        id: u64,
-    ) -> Result<Response, RpcError> {
-        let msg = request_message(req, timeout, id);
-        let run = async {
-            // A pooled connection the server closed meanwhile fails before any reply:
-            // one more try on a fresh connection, without counting an attempt.
-            for fresh in [false, true] {
-                let conn = self
-                    .pool
-                    .get(&target.address, &self.dial)
-                    .await
-                    .map_err(|e| transport_error("connection error", &e))?;
-                let reused = conn.is_reused();
-                let sent = conn.socket().send(&msg).await;
-                let reply = match sent {
-                    Ok(()) => conn.socket().recv().await,
-                    Err(e) => Err(e),
-                };
-                match reply {
-                    Ok(rsp) => {
-                        conn.release();
-                        return Ok(rsp);
-                    }
-                    Err(e) if reused && !fresh && stale_connection(&e) => {
-                        tracing::debug!(address = %target.address, error = %e, "pooled connection was closed; redialling");
-                        continue;
-                    }
-                    Err(e) => {
-                        return Err(transport_error("", &e));
-                    }
-                }
-            }
-            Err(RpcError::internal(CLIENT_TRANSPORT_ID, "connection closed"))
-        };
-        let rsp = match tokio::time::timeout(timeout, run).await {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(RpcError::timeout(
-                    CLIENT_ID,
-                    "call timeout: context deadline exceeded",
-                ));
-            }
-        };
-        if let Some(err) = wire::micro_header(&rsp.header, wire::MICRO_ERROR) {
-            return Err(RpcError::parse(err));
-        }
-        Ok(Response {
-            header: rsp.header,
-            body: rsp.body,
-        })
-    }
-}
-
-fn stale_connection(e: &micro_transport::Error) -> bool {
-    matches!(
-        e,
-        micro_transport::Error::Closed | micro_transport::Error::Io(_)
-    )
-}
-
-/// The transport message of a unary request, with go-micro's headers.
-fn request_message(req: &Request, timeout: Duration, id: u64) -> TransportMessage {
-    let mut header = Header::with_capacity(req.metadata.len() + 8);
-    for (k, v) in req.metadata.iter() {
-        if !wire::is_hop_header(k) {
-            header.insert(k, v);
-        }
-    }
-    header.insert(wire::TIMEOUT, timeout.as_nanos().to_string());
-    header.insert(wire::CONTENT_TYPE, req.content_type.as_str());
-    header.insert(wire::ACCEPT, req.content_type.as_str());
-    header.insert(wire::MICRO_ID, id.to_string());
-    header.insert(wire::MICRO_SERVICE, req.service.as_str());
-    header.insert(wire::MICRO_METHOD, req.endpoint.as_str());
-    header.insert(wire::MICRO_ENDPOINT, req.endpoint.as_str());
-    TransportMessage {
-        header,
-        body: req.body.clone(),
-    }
-}
-
-#[async_trait]
-impl Client for RpcClient {
-    async fn call(&self, req: Request, opts: CallOptions) -> Result<Response, RpcError> {
-        let inner = &self.inner;
-        let now = Instant::now();
-        let mut deadline = now + opts.timeout.unwrap_or(inner.request_timeout);
-        if let Some(d) = opts.deadline {
-            deadline = deadline.min(d);
-        }
-        let retries = opts.retries.unwrap_or(inner.retries);
-        let attempt_timeout = opts.attempt_timeout.or(inner.attempt_timeout);
-        // Nodes that failed at the transport level during this call are not tried
-        // again; nodes that timed out are tried again only when no other is left.
-        let mut dead: Vec<String> = Vec::new();
-        let mut slow: Vec<String> = Vec::new();
-        let mut last: Option<RpcError> = None;
-        for attempt in 0..=retries {
-            if attempt > 0 {
-                let pause = backoff(attempt);
-                if Instant::now() + pause >= deadline {
-                    break;
-                }
-                tokio::time::sleep(pause).await;
-            }
-            // Selecting counts against the deadline: a registry that hangs on a
-            // first lookup must not hold the call past its timeout.
-            let Ok(selected) =
-                tokio::time::timeout_at(deadline, self.target_avoiding(&req, &opts, &dead, &slow))
-                    .await
-            else {
-                break;
-            };
-            let target = match selected {
-                Ok(t) => t,
-                // Every node failed at the transport level during this call.
-                Err(e) if !dead.is_empty() && e.detail.ends_with("none available") => break,
-                Err(e) => return Err(e),
-            };
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                break;
-            }
-            let budget = attempt_timeout.map_or(remaining, |t| t.min(remaining));
-            let id = self.next_id();
-            let res = match &inner.call_fn {
-                None => inner.base.attempt(&target, &req, budget, id).await,
-                Some(f) => f(target.clone(), req.clone(), budget).await,
-            };
-            match res {
-                Ok(rsp) => {
-                    self.mark(&target, Outcome::Success);
-                    return Ok(rsp);
-                }
-                Err(e) => {
-                    let key = if target.node_id.is_empty() {
-                        target.address.clone()
-                    } else {
-                        target.node_id.clone()
-                    };
-                    if is_transport_error(&e) {
-                        self.mark(&target, Outcome::Failure);
-                        dead.push(key);
-                    } else if e.code == 408 {
-                        slow.push(key);
-                    }
-                    let retry = (inner.retry)(&e, attempt);
-                    tracing::debug!(service = %req.service, endpoint = %req.endpoint, attempt, retry, error = %e, "call attempt failed");
-                    if !retry {
-                        return Err(e);
-                    }
-                    last = Some(e);
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            RpcError::timeout(CLIENT_ID, "call timeout: context deadline exceeded")
-        }))
-    }
-
-    async fn stream(&self, req: Request, opts: CallOptions) -> Result<RawStream, RpcError> {
-        let inner = &self.inner;
-        let retries = opts.retries.unwrap_or(inner.retries);
-        let mut avoid: Vec<String> = Vec::new();
-        let mut last = None;
-        for _ in 0..=retries {
-            let target = match self.target(&req, &opts, &avoid).await {
-                Ok(t) => t,
-                Err(e) if !avoid.is_empty() => return Err(last.unwrap_or(e)),
-                Err(e) => return Err(e),
-            };
-            match inner.transport.dial(&target.address, &inner.dial).await {
-                Ok(socket) => {
-                    self.mark(&target, Outcome::Success);
-                    let id = self.next_id();
-                    return RawStream::open(socket, &req, id, opts.timeout).await;
-                }
-                Err(e) => {
-                    self.mark(&target, Outcome::Failure);
-                    avoid.push(if target.node_id.is_empty() {
-                        target.address
-                    } else {
-                        target.node_id
-                    });
-                    last = Some(transport_error("connection error", &e));
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| none_available(&req.service)))
-    }
-
-    async fn publish(&self, topic: &str, msg: micro_broker::Message) -> Result<(), RpcError> {
-        let Some(broker) = &self.inner.broker else {
-            return Err(RpcError::internal(
-                CLIENT_ID,
-                "publish: the client has no broker",
-            ));
-        };
+    async fn publish(&self, req: ClientRequest) -> Result<(), CallError> {
+        let topic = req.endpoint.clone();
         let failed = |e: micro_broker::Error| {
             let code = if matches!(e, micro_broker::Error::NoSubscribers(_)) {
                 404
             } else {
                 500
             };
-            RpcError::new(CLIENT_ID, format!("publish to {topic}: {e}"), code)
+            CallError::new(
+                CallErrorKind::Broker,
+                RpcError::new(CLIENT_ID, format!("publish to {topic}: {e}"), code),
+            )
+            .with_source(e)
+        };
+        let Some(broker) = &self.broker else {
+            return Err(CallError::new(
+                CallErrorKind::Broker,
+                RpcError::internal(CLIENT_ID, "publish: the client has no broker"),
+            ));
+        };
+        let mut header = req.event_header;
+        header.insert("Content-Type".into(), req.content_type.to_string());
+        header.insert("Micro-Topic".into(), topic.to_string());
+        header.insert("Micro-ID".into(), uuid::Uuid::new_v4().to_string());
+        let msg = micro_broker::Message {
+            header,
+            body: req.body,
         };
         broker.connect().await.map_err(failed)?;
-        broker.publish(topic, msg).await.map_err(failed)
+        broker.publish(&topic, msg).await.map_err(failed)
+    }
+}
+
+/// The nodes a call stays away from: those that failed at the transport level (or
+/// whose layers refused), and those that timed out (tried again only when no other
+/// is left).
+#[derive(Default)]
+struct Avoid {
+    dead: Vec<String>,
+    slow: Vec<String>,
+}
+
+impl Avoid {
+    /// Records what a failed attempt says about its node, and tells the selector
+    /// when the node itself failed. An answer, even one that could not be read,
+    /// says the node works.
+    fn note(&mut self, target: &CallTarget, kind: CallErrorKind, core: &Core) {
+        let key = target.key().to_owned();
+        match kind {
+            CallErrorKind::Connect | CallErrorKind::Send | CallErrorKind::Receive => {
+                core.mark(target, Outcome::Failure);
+                self.dead.push(key);
+            }
+            CallErrorKind::Rejected => self.dead.push(key),
+            CallErrorKind::Timeout => self.slow.push(key),
+            _ => {}
+        }
+    }
+}
+
+fn expect_reply(r: ClientResponse) -> Result<Reply, CallError> {
+    match r {
+        ClientResponse::Reply(reply) => Ok(reply),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn unexpected(r: &ClientResponse) -> CallError {
+    CallError::new(
+        CallErrorKind::Other,
+        RpcError::internal(CLIENT_ID, format!("a layer answered with {r:?}")),
+    )
+}
+
+/// A deadline no call reaches (a timeout too long for the clock).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
+#[async_trait]
+impl Client for RpcClient {
+    async fn call(&self, req: ClientRequest) -> Result<Reply, CallError> {
+        if self.outer.is_none() {
+            return self.engine.call(req).await;
+        }
+        self.run(req).await.and_then(expect_reply)
+    }
+
+    async fn stream(&self, req: ClientRequest) -> Result<RawStream, CallError> {
+        match self.run(req).await? {
+            ClientResponse::Stream(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn publish(&self, req: ClientRequest) -> Result<(), CallError> {
+        match self.run(req).await? {
+            ClientResponse::Published => Ok(()),
+            other => Err(unexpected(&other)),
+        }
     }
 
     fn codecs(&self) -> &Codecs {
-        &self.inner.codecs
+        &self.engine.core.codecs
     }
 
     fn content_type(&self) -> &str {
-        &self.inner.content_type
+        &self.engine.core.content_type
     }
 
     fn name(&self) -> &'static str {

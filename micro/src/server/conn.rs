@@ -164,7 +164,9 @@ impl Dispatch {
             .and_then(|t| t.trim().parse::<u64>().ok())
             .filter(|ns| *ns > 0)
             .map(|ns| Instant::now() + Duration::from_nanos(ns));
-        let TransportMessage { header, body } = msg;
+        let TransportMessage { mut header, body } = msg;
+        // go-micro's servers put the connection's addresses in the metadata
+        wire::set_addresses(&mut header, addrs);
         let ctx = Context::new(header, deadline, Some(addrs.clone()));
 
         match &route.func {

@@ -66,6 +66,8 @@ pub struct Num {
 pub struct Test {
     pub id: String,
     pub served: AtomicUsize,
+    /// Runs of `Test.Fail`.
+    pub failed: AtomicUsize,
 }
 
 impl Test {
@@ -73,6 +75,7 @@ impl Test {
         Test {
             id: id.to_owned(),
             served: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
         }
     }
 
@@ -94,6 +97,7 @@ impl Test {
     }
 
     async fn fail(self: Arc<Self>, _: Context, req: FailRequest) -> Result<Empty, RpcError> {
+        self.failed.fetch_add(1, Ordering::SeqCst);
         Err(RpcError::new("test", req.detail, req.code))
     }
 

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use examples::{CallRequest, CallResponse, StrokeMessage};
 use http_body_util::{BodyExt, Full};
 use micro::Service;
-use micro::client::{Client, ClientExt};
+use micro::client::Client;
 use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 

@@ -20,7 +20,7 @@ use std::process::Stdio;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use micro::RpcError;
+use micro::client::{CallError, CallErrorKind};
 use micro::registry::Registry;
 use tokio::time::Instant;
 
@@ -336,15 +336,15 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 /// written, and a request that finds it not yet released is never served. Go
 /// clients hit it as well (about one in 1500 back-to-back calls under load on this
 /// machine). Every retry is printed, so a run shows how often it happened.
-pub async fn retry_lost<T, F, Fut>(what: &str, mut call: F) -> Result<T, RpcError>
+pub async fn retry_lost<T, F, Fut>(what: &str, mut call: F) -> Result<T, CallError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, RpcError>>,
+    Fut: Future<Output = Result<T, CallError>>,
 {
     let mut attempt = 0;
     loop {
         match call().await {
-            Err(e) if attempt < 2 && e.code == 408 && e.id == "go.micro.client" => {
+            Err(e) if attempt < 2 && e.kind() == CallErrorKind::Timeout => {
                 attempt += 1;
                 eprintln!("{what}: the go-micro server lost the request ({e}); calling again");
             }

@@ -7,10 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use examples::{CallRequest, CallResponse};
-use micro::client::{CallFn, CallTarget, CallWrapper, Client, ClientOptions};
+use micro::client::{
+    BoxClientService, CallError, Client, ClientOptions, ClientRequest, ClientResponse,
+};
+use micro::middleware::{FromFnLayer, Next, from_fn};
 use micro::registry::{CacheOptions, Registry};
 use micro::selector::RegistrySelector;
-use micro::{ClientExt, RpcError, Service};
+use micro::{RpcError, Service};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -58,7 +61,7 @@ impl TestClient {
         let service = Service::builder("rpc-test-client")
             .registry(registry)
             .selector(Arc::new(selector.clone()))
-            .client_options(|o| options(o.wrap(count_attempts(attempts.clone()))))
+            .client_options(|o| options(o.attempt_layer(count_attempts(attempts.clone()))))
             .build()
             .expect("client service");
         TestClient {
@@ -134,25 +137,29 @@ impl TestClient {
     }
 }
 
-/// A call wrapper recording the outcome of every attempt by node id.
-fn count_attempts(log: Arc<Mutex<BTreeMap<String, Attempts>>>) -> CallWrapper {
-    Arc::new(move |next: CallFn| {
+/// A boxed future of a client layer.
+type LayerFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<ClientResponse, CallError>> + Send>>;
+
+/// An attempt layer recording the outcome of every attempt by node id.
+fn count_attempts(
+    log: Arc<Mutex<BTreeMap<String, Attempts>>>,
+) -> FromFnLayer<impl Fn(ClientRequest, Next<BoxClientService>) -> LayerFuture + Clone + Send + Sync>
+{
+    from_fn(move |req: ClientRequest, next: Next<BoxClientService>| {
         let log = log.clone();
-        Arc::new(move |target: CallTarget, req, timeout| {
-            let (next, log) = (next.clone(), log.clone());
-            Box::pin(async move {
-                let node = target.node_id.clone();
-                let res = next(target, req, timeout).await;
-                let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-                let a = log.entry(node).or_default();
-                if res.is_ok() {
-                    a.ok += 1;
-                } else {
-                    a.failed += 1;
-                }
-                res
-            })
-        })
+        Box::pin(async move {
+            let node = req.target().map(|t| t.node_id.clone()).unwrap_or_default();
+            let res = next.run(req).await;
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+            let a = log.entry(node).or_default();
+            if res.is_ok() {
+                a.ok += 1;
+            } else {
+                a.failed += 1;
+            }
+            res
+        }) as LayerFuture
     })
 }
 

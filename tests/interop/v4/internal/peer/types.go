@@ -69,3 +69,27 @@ type Event struct {
 	Timestamp int64  `json:"timestamp"`
 	Message   string `json:"message"`
 }
+
+// Payload carries the JSON shapes that must cross the Go boundary unchanged:
+// floats of every kind, 64-bit integers, []byte (base64), nil slices and maps
+// (null), nested messages. Helloworld.Echo returns it as it came.
+type Payload struct {
+	F64    float64            `json:"f64"`
+	F64s   []float64          `json:"f64s"`
+	F32    float32            `json:"f32"`
+	I64    int64              `json:"i64"`
+	U64    uint64             `json:"u64"`
+	Text   string             `json:"text"`
+	Bytes  []byte             `json:"bytes"`
+	List   []string           `json:"list"`
+	Map    map[string]float64 `json:"map"`
+	Inner  *Inner             `json:"inner"`
+	Inners []Inner            `json:"inners"`
+}
+
+// Inner is a message nested in Payload.
+type Inner struct {
+	Name   string            `json:"name"`
+	Values []float64         `json:"values"`
+	Tags   map[string]string `json:"tags"`
+}

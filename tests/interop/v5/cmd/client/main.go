@@ -1,7 +1,7 @@
 // Command client calls the helloworld service and queries the registry with
 // go-micro v5.
 //
-//	client <call|fail|meta|client-stream|server-stream|bidi|list|get|watch|wait-gone> [flags]
+//	client <call|fail|meta|echo|client-stream|server-stream|bidi|list|get|watch|wait-gone> [flags]
 //
 // Every result is one JSON line on stdout; a failure prints
 // {"error":{"id","code","detail","status"}} and exits 1; bad usage exits 2.
@@ -25,7 +25,7 @@ import (
 	"micro.local/interop/v5/internal/peer"
 )
 
-const usage = "usage: client <call|fail|meta|client-stream|server-stream|bidi|list|get|watch|wait-gone> [flags]"
+const usage = "usage: client <call|fail|meta|echo|client-stream|server-stream|bidi|list|get|watch|wait-gone> [flags]"
 
 type app struct {
 	reg     registry.Registry
@@ -43,6 +43,11 @@ type app struct {
 	via     string
 	seen    bool
 	delay   time.Duration
+
+	detailSize int
+	metaCount  int
+	bitsFile   string
+	nils       bool
 }
 
 func main() {
@@ -62,6 +67,10 @@ func main() {
 	fs.StringVar(&a.name, "name", "world", "call: name to greet")
 	fs.IntVar(&a.code, "code", 500, "fail: error code")
 	fs.StringVar(&a.detail, "detail", "failure", "fail: error detail")
+	fs.IntVar(&a.detailSize, "detail_size", 0, "fail: a detail of this many bytes instead of --detail")
+	fs.IntVar(&a.metaCount, "meta_count", 0, "add this many metadata pairs X-Pair-<i>=v<i>")
+	fs.StringVar(&a.bitsFile, "bits_file", "", "echo: float64 values to send, one per line as 16 hex digits of their bits")
+	fs.BoolVar(&a.nils, "nils", false, "echo: leave every slice, map and pointer nil (Go sends null)")
 	fs.IntVar(&a.count, "count", 3, "streams: number of messages")
 	fs.DurationVar(&a.delay, "close_delay", 0, "client-stream: pause before Close (lets the server read every message before the connection drops)")
 	fs.StringVar(&a.node, "node", "", "wait-gone: node id")
@@ -80,8 +89,14 @@ func main() {
 	svc := micro.New("helloworld-client", cfg.ServiceOptions(reg, cfg.NewBroker(reg))...)
 	a.reg, a.cl = reg, svc.Client()
 	a.ctx = context.Background()
+	for i := 0; i < a.metaCount; i++ {
+		md[fmt.Sprintf("X-Pair-%d", i)] = fmt.Sprintf("v%d", i)
+	}
 	if len(md) > 0 {
 		a.ctx = metadata.NewContext(a.ctx, metadata.Metadata(md))
+	}
+	if a.detailSize > 0 {
+		a.detail = peer.Detail(a.detailSize)
 	}
 	if *address != "" {
 		a.opts = append(a.opts, client.WithAddress(*address))
@@ -97,6 +112,7 @@ func main() {
 		"call":          a.call,
 		"fail":          a.fail,
 		"meta":          a.meta,
+		"echo":          a.echo,
 		"client-stream": a.clientStream,
 		"server-stream": a.serverStream,
 		"bidi":          a.bidi,
@@ -128,6 +144,29 @@ func (a *app) call() error {
 
 func (a *app) fail() error {
 	return a.unary("Helloworld.Fail", &peer.FailRequest{Code: int32(a.code), Detail: a.detail}, &peer.FailResponse{})
+}
+
+// echo sends a Payload to Helloworld.Echo and prints what came back:
+// {"kind":"echo","equal":bool,"mismatch":[...],"got_bits":[...],"payload":{...}}.
+func (a *app) echo() error {
+	bits, err := peer.ReadBits(a.bitsFile)
+	if err != nil {
+		return err
+	}
+	sent := peer.NewPayload(bits, a.nils)
+	var got peer.Payload
+	if err := a.cl.Call(a.ctx, a.cl.NewRequest(a.service, "Helloworld.Echo", sent), &got, a.opts...); err != nil {
+		return err
+	}
+	mismatch := peer.Compare(sent, &got)
+	peer.Emit(map[string]any{
+		"kind":     "echo",
+		"equal":    len(mismatch) == 0,
+		"mismatch": mismatch,
+		"got_bits": peer.Bits(got.F64s),
+		"payload":  &got,
+	})
+	return nil
 }
 
 func (a *app) meta() error {

@@ -26,7 +26,11 @@ import (
 )
 
 // Helloworld is the handler; its type name is the endpoint prefix.
-type Helloworld struct{}
+type Helloworld struct {
+	// emitExec prints {"kind":"exec","endpoint":...} each time Fail or Echo runs,
+	// so that tests can count executions (a retried call must not run twice).
+	emitExec bool
+}
 
 // Call answers {"msg":"Hello <name>"}.
 func (h *Helloworld) Call(ctx context.Context, req *peer.CallRequest, rsp *peer.CallResponse) error {
@@ -93,7 +97,19 @@ func (h *Helloworld) BidiStream(ctx context.Context, stream server.Stream) error
 
 // Fail returns a go-micro error with id "helloworld" and the asked code/detail.
 func (h *Helloworld) Fail(ctx context.Context, req *peer.FailRequest, rsp *peer.FailResponse) error {
+	if h.emitExec {
+		peer.Emit(map[string]any{"kind": "exec", "endpoint": "Fail"})
+	}
 	return merrors.New("helloworld", req.Detail, req.Code)
+}
+
+// Echo returns the payload it got.
+func (h *Helloworld) Echo(ctx context.Context, req *peer.Payload, rsp *peer.Payload) error {
+	if h.emitExec {
+		peer.Emit(map[string]any{"kind": "exec", "endpoint": "Echo"})
+	}
+	*rsp = *req
+	return nil
 }
 
 // Meta returns all metadata the handler received in its context.
@@ -116,6 +132,7 @@ func main() {
 	fs.Var(md, "server_metadata", "node metadata key=value (repeatable)")
 	topic := fs.String("subscribe", "", "register a subscriber on this topic")
 	queue := fs.String("queue", "", "queue (group) of the subscriber")
+	emitExec := fs.Bool("emit_exec", false, "print a line each time Fail or Echo runs")
 	_ = fs.Parse(os.Args[1:])
 	if err := cfg.Check(); err != nil {
 		peer.Fatal("server: %v", err)
@@ -134,7 +151,7 @@ func main() {
 			peer.Fatal("server: %v", err)
 		}
 	}
-	if err := micro.RegisterHandler(service.Server(), new(Helloworld)); err != nil {
+	if err := micro.RegisterHandler(service.Server(), &Helloworld{emitExec: *emitExec}); err != nil {
 		peer.Fatal("server: %v", err)
 	}
 	if *topic != "" {
