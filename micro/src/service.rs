@@ -215,6 +215,8 @@ pub struct ServiceBuilder {
     handlers: Vec<HandlerSet>,
     subscribers: Vec<Subscriber>,
     hooks: Hooks,
+    /// The first error of a builder call, reported by [`build`](Self::build).
+    error: Option<Error>,
 }
 
 impl ServiceBuilder {
@@ -234,7 +236,13 @@ impl ServiceBuilder {
             handlers: Vec::new(),
             subscribers: Vec::new(),
             hooks: Hooks::default(),
+            error: None,
         }
+    }
+
+    #[cfg_attr(not(any(feature = "etcd", feature = "consul")), allow(dead_code))]
+    fn fail(&mut self, e: Error) {
+        self.error.get_or_insert(e);
     }
 
     /// Applies the `MICRO_*` environment (see [`config`](crate::config)). Later
@@ -369,7 +377,8 @@ impl ServiceBuilder {
         self
     }
 
-    /// How long stop keeps serving after deregistering. Default: 1 s.
+    /// How long stop keeps serving after deregistering. Default: 2 s (see
+    /// [`ServerOptions::drain_linger`]).
     pub fn drain_linger(mut self, d: Duration) -> Self {
         self.server_opts = self.server_opts.drain_linger(d);
         self
@@ -385,6 +394,47 @@ impl ServiceBuilder {
     /// [`MemoryRegistry`].
     pub fn registry(mut self, r: Arc<dyn Registry>) -> Self {
         self.registry = Some(r);
+        self
+    }
+
+    /// The etcd registry at `endpoints` (`host:port`, port 2379 when left out), for
+    /// server, client and broker: `Service::builder("greeter").etcd(["127.0.0.1:2379"])`.
+    /// For more settings (TLS, auth, prefix) build an
+    /// [`EtcdRegistry`](micro_etcd::EtcdRegistry) and pass it to
+    /// [`registry`](Self::registry). An endpoint that does not parse is reported by
+    /// [`build`](Self::build).
+    #[cfg(feature = "etcd")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
+    pub fn etcd<I, S>(mut self, endpoints: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        match micro_etcd::EtcdRegistry::builder()
+            .endpoints(endpoints)
+            .build()
+        {
+            Ok(r) => self.registry = Some(Arc::new(r)),
+            Err(e) => self.fail(Error::Config(format!("etcd registry: {e}"))),
+        }
+        self
+    }
+
+    /// The Consul registry of the agent at `address` (`host:port`), for server,
+    /// client and broker: `Service::builder("greeter").consul("127.0.0.1:8500")`. For
+    /// more settings (TLS, ACL token, checks) build a
+    /// [`ConsulRegistry`](micro_consul::ConsulRegistry) and pass it to
+    /// [`registry`](Self::registry).
+    #[cfg(feature = "consul")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "consul")))]
+    pub fn consul(mut self, address: impl Into<String>) -> Self {
+        match micro_consul::ConsulRegistry::builder()
+            .address(address)
+            .build()
+        {
+            Ok(r) => self.registry = Some(Arc::new(r)),
+            Err(e) => self.fail(Error::Config(format!("consul registry: {e}"))),
+        }
         self
     }
 
@@ -494,8 +544,12 @@ impl ServiceBuilder {
         self
     }
 
-    /// Puts the service together.
+    /// Puts the service together, or reports the first mistake of the builder
+    /// calls.
     pub fn build(self) -> Result<Service, Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
         let registry = self
             .registry
             .unwrap_or_else(|| Arc::new(MemoryRegistry::new()));

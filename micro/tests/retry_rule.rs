@@ -61,7 +61,13 @@ async fn misbehaving_node(
             }));
         }
     });
-    register(registry, service, if hang_up { "dropper" } else { "hole" }, &addr).await;
+    register(
+        registry,
+        service,
+        if hang_up { "dropper" } else { "hole" },
+        &addr,
+    )
+    .await;
     (read, task)
 }
 
@@ -106,7 +112,8 @@ async fn a_reply_that_cannot_be_read_is_final() {
     let registry = common::memory();
     let (s1, h1) = common::start(common::options(registry.clone()), "s1").await;
     let (s2, h2) = common::start(common::options(registry.clone()), "s2").await;
-    let transport = HttpTransport::with_options(HttpTransportOptions::new().max_header_size(16 * 1024));
+    let transport =
+        HttpTransport::with_options(HttpTransportOptions::new().max_header_size(16 * 1024));
     let client = RpcClient::new(
         ClientOptions::new()
             .registry(registry)
@@ -196,8 +203,14 @@ async fn an_unanswered_request_goes_again_only_when_retryable() {
             }
         }
         let bad = read.load(Ordering::SeqCst);
-        assert!(bad > 0, "random selection sends some calls to the bad node first");
-        assert_eq!(failed, bad, "each request the bad node read failed its call, once");
+        assert!(
+            bad > 0,
+            "random selection sends some calls to the bad node first"
+        );
+        assert_eq!(
+            failed, bad,
+            "each request the bad node read failed its call, once"
+        );
         assert_eq!(live.served.load(Ordering::SeqCst), 16 - failed);
         // Retryable (the default): every call succeeds on the live node.
         for _ in 0..16 {

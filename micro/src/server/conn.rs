@@ -23,6 +23,9 @@ use crate::{Context, RpcError};
 /// Messages a stream handler may have waiting before the connection stops reading.
 const STREAM_INBOX: usize = 64;
 
+/// How long a connection must have been quiet before shutdown closes it.
+const DRAIN_QUIET: Duration = Duration::from_millis(250);
+
 /// What every connection of a server shares.
 pub(crate) struct Dispatch {
     pub(crate) routes: HashMap<String, Route>,
@@ -54,12 +57,20 @@ pub(crate) async fn serve(
         socket.remote_addr().to_owned(),
     ));
     let mut streams: HashMap<String, mpsc::Sender<TransportMessage>> = HashMap::new();
+    let mut last_request = Instant::now();
     loop {
         streams.retain(|_, tx| !tx.is_closed());
         let idle = streams.is_empty();
+        // Once the server shuts down, a connection closes when it has been quiet
+        // for a moment: a request a client wrote just before (a kept-alive
+        // connection it took from its pool) is read and served, not cut off.
+        let quiet_until = last_request + DRAIN_QUIET;
         let msg = tokio::select! {
             biased;
-            _ = shutdown.cancelled(), if idle => break,
+            _ = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep_until(quiet_until).await;
+            }, if idle => break,
             r = socket.recv() => match r {
                 Ok(m) => m,
                 Err(micro_transport::Error::Closed) => break,
@@ -69,6 +80,7 @@ pub(crate) async fn serve(
                 }
             },
         };
+        last_request = Instant::now();
         if let Some(sid) = wire::micro_header(&msg.header, MICRO_STREAM) {
             let eos = wire::micro_header(&msg.header, MICRO_ERROR).is_some();
             if let Some(tx) = streams.get(sid) {

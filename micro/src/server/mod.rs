@@ -56,6 +56,9 @@ pub const DEFAULT_NAME: &str = "go.micro.server";
 pub const DEFAULT_VERSION: &str = "latest";
 /// Default re-registration interval (go-micro's `DefaultRegisterInterval`).
 pub const DEFAULT_REGISTER_INTERVAL: Duration = Duration::from_secs(30);
+/// Default time a stopping server keeps serving after deregistering (see
+/// [`ServerOptions::drain_linger`]).
+pub const DEFAULT_DRAIN_LINGER: Duration = Duration::from_secs(2);
 /// Default registration TTL (go-micro's `DefaultRegisterTTL`).
 pub const DEFAULT_REGISTER_TTL: Duration = Duration::from_secs(90);
 
@@ -122,7 +125,7 @@ impl Default for ServerOptions {
             codecs: Codecs::new(),
             broker: None,
             broker_name: "http".into(),
-            drain_linger: Duration::from_secs(1),
+            drain_linger: DEFAULT_DRAIN_LINGER,
             drain_timeout: Duration::from_secs(15),
         }
     }
@@ -242,7 +245,10 @@ impl ServerOptions {
 
     /// How long the server keeps serving after deregistering, before it stops
     /// accepting, so that callers whose caches still hold the node are served.
-    /// Default: 1 s.
+    /// Default: 2 s: go-micro clients were seen choosing a node over a second
+    /// after its deregistration (a lookup in flight when the change arrived), and
+    /// a go-micro client does not retry a refused connection. Connections then
+    /// close once quiet for 250 ms, so a request written at that moment is served.
     pub fn drain_linger(mut self, d: Duration) -> Self {
         self.drain_linger = d;
         self

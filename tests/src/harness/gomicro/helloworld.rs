@@ -3,10 +3,12 @@
 //! builder both use.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use examples::{CallRequest, CallResponse, CountMessage, ExampleEvent, Helloworld, StrokeMessage};
+use micro::codec::go;
 use micro::registry::Registry;
 use micro::server::{Handler, Routes, Sink, Streaming, Subscriber};
 use micro::{Context, RpcError, Service, ServiceBuilder};
@@ -35,6 +37,53 @@ pub struct MetaRequest {}
 pub struct MetaResponse {
     /// Every metadata pair of the handler's context.
     pub metadata: BTreeMap<String, String>,
+}
+
+/// `Helloworld.Echo` request and response: the JSON shapes that must cross the Go
+/// boundary unchanged (the Go peers' `peer.Payload`). Go's nil slices and maps
+/// (`null`) read as empty, `[]byte` is base64, a nil pointer stays `null`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Payload {
+    /// A float.
+    pub f64: f64,
+    /// Floats.
+    #[serde(default, deserialize_with = "go::nullable")]
+    pub f64s: Vec<f64>,
+    /// A 32-bit float.
+    pub f32: f32,
+    /// A signed 64-bit integer.
+    pub i64: i64,
+    /// An unsigned 64-bit integer.
+    pub u64: u64,
+    /// Text.
+    pub text: String,
+    /// Go's `[]byte`.
+    #[serde(default, with = "go::base64")]
+    pub bytes: Vec<u8>,
+    /// Go's `[]string`.
+    #[serde(default, deserialize_with = "go::nullable")]
+    pub list: Vec<String>,
+    /// Go's `map[string]float64`.
+    #[serde(default, deserialize_with = "go::nullable")]
+    pub map: BTreeMap<String, f64>,
+    /// Go's `*Inner`.
+    pub inner: Option<Inner>,
+    /// Go's `[]Inner`.
+    #[serde(default, deserialize_with = "go::nullable")]
+    pub inners: Vec<Inner>,
+}
+
+/// A message nested in [`Payload`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Inner {
+    /// A name.
+    pub name: String,
+    /// Floats.
+    #[serde(default, deserialize_with = "go::nullable")]
+    pub values: Vec<f64>,
+    /// Go's `map[string]string`.
+    #[serde(default, deserialize_with = "go::nullable")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Things our side received, shared between a handler and the test.
@@ -109,6 +158,7 @@ impl<T: Clone> Recorder<T> {
 pub struct InteropHelloworld {
     template: Arc<Helloworld>,
     client_streams: Recorder<i64>,
+    runs: Arc<AtomicUsize>,
 }
 
 impl InteropHelloworld {
@@ -117,7 +167,14 @@ impl InteropHelloworld {
         InteropHelloworld {
             template: Arc::new(Helloworld),
             client_streams,
+            runs: Arc::default(),
         }
+    }
+
+    /// The count of `Fail` and `Echo` runs, shared with the test (a retried call
+    /// must not run twice).
+    pub fn runs(&self) -> Arc<AtomicUsize> {
+        self.runs.clone()
     }
 
     async fn call(
@@ -162,7 +219,14 @@ impl InteropHelloworld {
         _ctx: Context,
         req: FailRequest,
     ) -> Result<FailResponse, RpcError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
         Err(RpcError::new("helloworld", req.detail, req.code))
+    }
+
+    /// Returns the payload it got.
+    async fn echo(self: Arc<Self>, _ctx: Context, req: Payload) -> Result<Payload, RpcError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        Ok(req)
     }
 
     /// Echoes the context's metadata.
@@ -190,7 +254,8 @@ impl Handler for InteropHelloworld {
             .server_stream("ServerStream", Self::server_stream)
             .bidi("BidiStream", Self::bidi_stream)
             .unary("Fail", Self::fail)
-            .unary("Meta", Self::meta);
+            .unary("Meta", Self::meta)
+            .unary("Echo", Self::echo);
     }
 }
 

@@ -25,8 +25,8 @@ use micro::registry::Registry;
 use tokio::time::Instant;
 
 pub use helloworld::{
-    FailRequest, FailResponse, InteropHelloworld, MetaRequest, MetaResponse, Received, Recorder,
-    our_server, subscriber,
+    FailRequest, FailResponse, Inner, InteropHelloworld, MetaRequest, MetaResponse, Payload,
+    Received, Recorder, our_server, subscriber,
 };
 pub use proc::{GoOutput, GoProc, Ready, run};
 

@@ -357,3 +357,17 @@ fn chunked_errors() {
         })
     ));
 }
+
+#[test]
+fn every_prefix_of_a_valid_request_is_incomplete_not_invalid() {
+    // What the server's early check sees while a head arrives in pieces.
+    let req = b"POST / HTTP/1.1\r\nHost: 127.0.0.1:42171\r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: 17\r\nAccept: application/json\r\nContent-Type: application/json\r\nMicro-Endpoint: Helloworld.Call\r\nMicro-Id: 12\r\nMicro-Method: Helloworld.Call\r\nMicro-Service: migrate-v5\r\nTimeout: 5000000000\r\n\r\n{\"name\":\"bench\"}\n";
+    let head_len = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    for n in 0..=req.len() {
+        match parse_request(&req[..n]) {
+            Ok(Some(h)) => assert!(n >= head_len && h.len == head_len, "{n}"),
+            Ok(None) => assert!(n < head_len, "{n}"),
+            Err(e) => panic!("prefix of {n} bytes: {e:?}"),
+        }
+    }
+}

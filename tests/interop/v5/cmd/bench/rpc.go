@@ -55,8 +55,9 @@ func loop(w window, once func() error) (lat []time.Duration, errs int) {
 			continue
 		}
 		if err != nil {
-			if errs == 0 {
-				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			if errs < 10 {
+				// the first errors of each caller, with when they happened
+				fmt.Fprintf(os.Stderr, "bench: at %s: %v\n", t0.Format("15:04:05.000"), err)
 			}
 			errs++
 			continue

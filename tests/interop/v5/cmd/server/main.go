@@ -103,7 +103,8 @@ func (h *Helloworld) Fail(ctx context.Context, req *peer.FailRequest, rsp *peer.
 	return merrors.New("helloworld", req.Detail, req.Code)
 }
 
-// Echo returns the payload it got.
+// Echo returns the payload it got (a zero payload, sent as {}, comes back
+// with every slice, map and pointer nil: null in JSON).
 func (h *Helloworld) Echo(ctx context.Context, req *peer.Payload, rsp *peer.Payload) error {
 	if h.emitExec {
 		peer.Emit(map[string]any{"kind": "exec", "endpoint": "Echo"})
