@@ -26,12 +26,13 @@ pub async fn helloworld() -> Result<(), BoxError> {
     let server = service.server();
     println!(
         "READY {} {}",
-        server.options().node_id(),
+        server.node_id(),
         server.address().unwrap_or_default()
     );
     std::io::stdout().flush()?;
-    service.wait().await;
+    let waited = service.wait().await;
     service.stop().await?;
+    waited?;
     Ok(())
 }
 

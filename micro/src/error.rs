@@ -19,6 +19,10 @@ pub enum Error {
     /// `start` was called on a running server or service.
     #[error("already started")]
     AlreadyStarted,
+    /// A running server failed on its own: its listener died, or one of its tasks
+    /// panicked.
+    #[error("server failed: {0}")]
+    Failed(String),
     /// A lifecycle hook failed.
     #[error("{hook} hook failed: {source}")]
     Hook {
@@ -28,4 +32,22 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// `err` and each of its causes, `: `-separated, leaving out a cause whose text
+/// the message already holds: `connect to 127.0.0.1:9 failed: Connection refused`.
+pub(crate) fn chain(context: &str, err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::from(context);
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        next = e.source();
+    }
+    out
 }

@@ -108,12 +108,32 @@ impl Service {
     }
 
     /// Runs the `before_start` hooks, connects the broker, starts the server (which
-    /// registers), then runs the `after_start` hooks.
+    /// registers), then runs the `after_start` hooks. Whatever fails undoes what
+    /// was started before it: a server that started is stopped (and deregistered)
+    /// when an `after_start` hook fails, the broker is disconnected when the server
+    /// cannot start.
     pub async fn start(&self) -> Result<(), Error> {
-        run_hooks("before_start", &self.inner.hooks.before_start).await?;
-        self.inner.broker.connect().await?;
-        self.inner.server.start().await?;
-        run_hooks("after_start", &self.inner.hooks.after_start).await
+        let inner = &self.inner;
+        run_hooks("before_start", &inner.hooks.before_start).await?;
+        inner.broker.connect().await?;
+        if let Err(e) = inner.server.start().await {
+            if let Err(d) = inner.broker.disconnect().await {
+                tracing::warn!(error = %d, "disconnecting the broker after a failed start failed");
+            }
+            return Err(e);
+        }
+        if let Err(e) = run_hooks("after_start", &inner.hooks.after_start).await {
+            for r in [
+                inner.server.stop().await,
+                inner.broker.disconnect().await.map_err(Error::from),
+            ] {
+                if let Err(s) = r {
+                    tracing::warn!(error = %s, "stopping after a failed after_start hook failed");
+                }
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Runs the `before_stop` hooks, stops the server (deregister, drain, close),
@@ -139,19 +159,30 @@ impl Service {
     }
 
     /// Starts, waits for SIGINT, SIGTERM or SIGQUIT (or [`Service::shutdown`]), then
-    /// stops gracefully.
+    /// stops gracefully. When the server fails on its own meanwhile (its listener
+    /// died), it stops too and returns that failure.
     pub async fn run(&self) -> Result<(), Error> {
         self.start().await?;
-        self.wait().await;
-        self.stop().await
+        let waited = self.wait().await;
+        let stopped = self.stop().await;
+        waited.and(stopped)
     }
 
-    /// Waits for SIGINT, SIGTERM or SIGQUIT, or for [`Service::shutdown`]. With
+    /// Waits for SIGINT, SIGTERM or SIGQUIT, for [`Service::shutdown`], or for the
+    /// server to fail on its own (then returns why). With
     /// [`start`](Service::start) and [`stop`](Service::stop) this is
     /// [`run`](Service::run) in three steps, for programs that act in between.
-    pub async fn wait(&self) {
-        wait_for_signal(&self.inner.shutdown).await;
-        tracing::info!(service = %self.inner.name, "stopping");
+    pub async fn wait(&self) -> Result<(), Error> {
+        tokio::select! {
+            _ = wait_for_signal(&self.inner.shutdown) => {
+                tracing::info!(service = %self.inner.name, "stopping");
+                Ok(())
+            }
+            e = self.inner.server.failure() => {
+                tracing::error!(service = %self.inner.name, error = %e, "the server failed; stopping");
+                Err(e)
+            }
+        }
     }
 
     /// Makes a pending [`run`](Service::run) stop the service and return (for

@@ -37,7 +37,7 @@ async fn start_registers_go_micros_record() {
     let svc = &registry.get_service("test").await.unwrap()[0];
     assert_eq!(svc.version, "latest");
     let node = &svc.nodes[0];
-    assert_eq!(node.id, server.options().node_id());
+    assert_eq!(node.id, server.node_id());
     assert!(
         node.id.starts_with("test-") && node.id.len() == "test-".len() + 36,
         "{}",

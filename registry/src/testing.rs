@@ -39,6 +39,8 @@ pub struct Faulty {
     delay: Mutex<Duration>,
     watch_fails: Mutex<bool>,
     register_fails: Mutex<bool>,
+    register_applied_then_fails: Mutex<bool>,
+    deregister_fails: Mutex<bool>,
     registers: AtomicUsize,
     lookups: AtomicUsize,
     watches: AtomicUsize,
@@ -53,6 +55,8 @@ impl Faulty {
             delay: Mutex::new(Duration::ZERO),
             watch_fails: Mutex::new(false),
             register_fails: Mutex::new(false),
+            register_applied_then_fails: Mutex::new(false),
+            deregister_fails: Mutex::new(false),
             registers: AtomicUsize::new(0),
             lookups: AtomicUsize::new(0),
             watches: AtomicUsize::new(0),
@@ -79,6 +83,17 @@ impl Faulty {
         *self.register_fails.lock() = fails;
     }
 
+    /// Makes `register` write the record and then fail anyway, as a registration
+    /// whose answer timed out after the registry applied it (or work again).
+    pub fn set_register_applied_then_fails(&self, on: bool) {
+        *self.register_applied_then_fails.lock() = on;
+    }
+
+    /// Makes `deregister` fail without removing anything (or work again).
+    pub fn set_deregister_fails(&self, fails: bool) {
+        *self.deregister_fails.lock() = fails;
+    }
+
     /// How many `register` calls were made.
     pub fn registers(&self) -> usize {
         self.registers.load(Ordering::SeqCst)
@@ -103,10 +118,19 @@ impl Registry for Faulty {
         if fails {
             return Err(Error::backend("faulty", "register", Injected));
         }
-        self.inner.register(service, opts).await
+        let applied_then_fails = *self.register_applied_then_fails.lock();
+        self.inner.register(service, opts).await?;
+        if applied_then_fails {
+            return Err(Error::backend("faulty", "register", Injected));
+        }
+        Ok(())
     }
 
     async fn deregister(&self, service: &Service) -> Result<()> {
+        let fails = *self.deregister_fails.lock();
+        if fails {
+            return Err(Error::backend("faulty", "deregister", Injected));
+        }
         self.inner.deregister(service).await
     }
 

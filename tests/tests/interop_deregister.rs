@@ -52,7 +52,7 @@ async fn our_stop_seen_by_go(registries: &Registries, combo: Combo) {
         .build()
         .expect("build");
     service.start().await.expect("start");
-    let node = service.server().options().node_id();
+    let node = service.server().node_id();
 
     let mut watchers = Vec::new();
     for via in ["selector", "registry"] {

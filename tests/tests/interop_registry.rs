@@ -83,10 +83,9 @@ async fn scenario(registries: Arc<Registries>, combo: Combo) {
 
     // The Go client's view of our server equals what we registered.
     let ours = get_one(&*registry, &rust_name).await;
-    let options = service.server().options();
     assert_eq!(ours.version, "2.0.0");
     assert_eq!(ours.nodes.len(), 1, "{ours:?}");
-    assert_eq!(ours.nodes[0].id, options.node_id());
+    assert_eq!(ours.nodes[0].id, service.server().node_id());
     assert_eq!(
         Some(ours.nodes[0].address.clone()),
         service.server().address()

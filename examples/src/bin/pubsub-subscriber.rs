@@ -50,9 +50,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .subscribe(sub)
         .build()?;
     service.start().await?;
-    println!("READY {}", service.server().options().node_id());
+    println!("READY {}", service.server().node_id());
     std::io::stdout().flush()?;
-    service.wait().await;
+    let waited = service.wait().await;
     service.stop().await?;
+    waited?;
     Ok(())
 }

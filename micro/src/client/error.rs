@@ -197,18 +197,7 @@ impl CallError {
         context: &str,
         err: micro_transport::Error,
     ) -> Self {
-        let mut detail = String::from(context);
-        let mut next: Option<&dyn std::error::Error> = Some(&err);
-        while let Some(e) = next {
-            let text = e.to_string();
-            if !detail.contains(&text) {
-                if !detail.is_empty() {
-                    detail.push_str(": ");
-                }
-                detail.push_str(&text);
-            }
-            next = e.source();
-        }
+        let detail = crate::error::chain(context, &err);
         Self::new(kind, RpcError::internal(CLIENT_TRANSPORT_ID, detail)).with_source(err)
     }
 

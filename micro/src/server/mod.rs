@@ -6,15 +6,25 @@
 //! id `<name>-<uuid>`, metadata `protocol=mucp` and the component names, every
 //! endpoint with its request and response shapes).
 //!
-//! **Lifecycle.** [`Server::start`] listens, registers (three attempts with go-micro's
-//! backoff; a registry that is down does not stop the server, the loop retries), and
-//! re-registers every `register_interval` (30 s) with a `register_ttl` (90 s). An
-//! optional register check runs before each registration; while it fails the
-//! server stays deregistered. [`Server::stop`] deregisters **first**, keeps serving
-//! for `drain_linger` (late callers whose caches still hold the node are served),
-//! then stops accepting, lets connections finish the request they are serving, and
+//! **Lifecycle.** [`Server::start`] listens and starts accepting, then registers
+//! (three attempts with go-micro's backoff; a registry that is down does not stop the
+//! server, the loop retries), so a caller that finds the node at once is served at
+//! once; it re-registers every `register_interval` (30 s) with a `register_ttl`
+//! (90 s). An optional register check runs before each registration; while it fails
+//! the server stays deregistered. [`Server::stop`] deregisters **first** (always,
+//! whatever the server believes it registered: a registration that timed out may
+//! still have been written) and returns that error, keeps serving for
+//! `drain_linger` (late callers whose caches still hold the node are served), then
+//! stops accepting, closes each connection once it has been quiet for a moment, and
 //! waits up to `drain_timeout` for in-flight calls and streams before cutting them
 //! off. Nothing it started is left running.
+//!
+//! Every task the server starts is owned: `stop` cancels and awaits it, and dropping
+//! the last handle of a running server cancels it at once (its registration then
+//! expires with its TTL, as after a crash; `stop` is the graceful way). A listener
+//! that dies or a registrar that panics is not swallowed: [`Server::failure`]
+//! completes with the reason, and [`Service::run`](crate::Service::run) stops the
+//! service and returns it.
 //!
 //! **Errors.** An unknown endpoint, an ill-formed endpoint name, an unsupported
 //! content type, a body that does not decode, a handler error, a handler panic and a
@@ -23,32 +33,37 @@
 
 mod conn;
 mod handler;
+mod options;
 mod register;
 mod stream;
 mod subscriber;
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 use micro_broker::{Broker, SubscribeOptions, Subscription, handler_fn};
-use micro_registry::{MemoryRegistry, Metadata as RegistryMetadata, Node, Registry};
-use micro_transport::{HttpTransport, Listener, Transport};
+use micro_registry::Node;
+use micro_transport::Listener;
 use parking_lot::Mutex;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub(crate) use conn::{Dispatch, EventSink};
 pub use handler::{BoxFuture, EndpointKind, Handler, HandlerSet, Message, Routes};
+pub use options::ServerOptions;
 pub use register::RegisterCheck;
 pub use stream::{Sink, Streaming};
 pub use subscriber::Subscriber;
 pub(crate) use subscriber::to_transport;
 
 use crate::Error;
-use crate::codec::Codecs;
 
 /// The default server name (go-micro's `DefaultName`).
 pub const DEFAULT_NAME: &str = "go.micro.server";
@@ -65,219 +80,43 @@ pub const DEFAULT_REGISTER_TTL: Duration = Duration::from_secs(90);
 /// A server: serves handlers and owns its registration. Object-safe.
 #[async_trait]
 pub trait Server: Send + Sync + 'static {
-    /// Adds a handler's endpoints. Must be called before [`start`](Server::start).
+    /// Adds a handler's endpoints. Fails once the server has started.
     fn handle(&self, handler: HandlerSet) -> Result<(), Error>;
 
-    /// Adds a subscriber. Must be called before [`start`](Server::start).
+    /// Adds a subscriber. Fails once the server has started.
     fn subscribe(&self, subscriber: Subscriber) -> Result<(), Error>;
 
     /// Starts serving and registers.
     async fn start(&self) -> Result<(), Error>;
 
-    /// Deregisters, drains and stops. Stopping a stopped server does nothing.
+    /// Deregisters, drains and stops; the deregistration's error is returned after
+    /// everything else is done. Stopping a stopped server does nothing.
     async fn stop(&self) -> Result<(), Error>;
+
+    /// Completes, with the reason, when the running server fails on its own (its
+    /// listener died, a task of its panicked); pending while it serves well or is
+    /// not running.
+    async fn failure(&self) -> Error {
+        std::future::pending().await
+    }
 
     /// The address registered for this server, once started.
     fn address(&self) -> Option<String>;
 
-    /// The server's options.
-    fn options(&self) -> &ServerOptions;
+    /// The service name it registers.
+    fn service_name(&self) -> &str;
+
+    /// The id of the node it registers (`<name>-<id>`).
+    fn node_id(&self) -> String;
 
     /// Short name of the protocol (`mucp`).
     fn name(&self) -> &'static str;
 }
 
-/// Options of an [`RpcServer`].
-#[derive(Clone)]
-pub struct ServerOptions {
-    pub(crate) name: String,
-    pub(crate) version: String,
-    pub(crate) id: String,
-    pub(crate) address: String,
-    pub(crate) advertise: Option<String>,
-    pub(crate) metadata: RegistryMetadata,
-    pub(crate) register_ttl: Duration,
-    pub(crate) register_interval: Duration,
-    pub(crate) register_check: Option<RegisterCheck>,
-    pub(crate) registry: Arc<dyn Registry>,
-    pub(crate) transport: Arc<dyn Transport>,
-    pub(crate) codecs: Codecs,
-    pub(crate) broker: Option<Arc<dyn Broker>>,
-    pub(crate) broker_name: String,
-    pub(crate) drain_linger: Duration,
-    pub(crate) drain_timeout: Duration,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            name: DEFAULT_NAME.into(),
-            version: DEFAULT_VERSION.into(),
-            id: uuid::Uuid::new_v4().to_string(),
-            address: "0.0.0.0:0".into(),
-            advertise: None,
-            metadata: RegistryMetadata::new(),
-            register_ttl: DEFAULT_REGISTER_TTL,
-            register_interval: DEFAULT_REGISTER_INTERVAL,
-            register_check: None,
-            registry: Arc::new(MemoryRegistry::new()),
-            transport: Arc::new(HttpTransport::new()),
-            codecs: Codecs::new(),
-            broker: None,
-            broker_name: "http".into(),
-            drain_linger: DEFAULT_DRAIN_LINGER,
-            drain_timeout: Duration::from_secs(15),
-        }
-    }
-}
-
-impl std::fmt::Debug for ServerOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerOptions")
-            .field("name", &self.name)
-            .field("version", &self.version)
-            .field("id", &self.id)
-            .field("address", &self.address)
-            .field("advertise", &self.advertise)
-            .field("registry", &self.registry.name())
-            .field("transport", &self.transport.name())
-            .field("register_ttl", &self.register_ttl)
-            .field("register_interval", &self.register_interval)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ServerOptions {
-    /// The defaults.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Service name registered. Default: `go.micro.server`.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
-
-    /// Version registered. Default: `latest`.
-    pub fn version(mut self, version: impl Into<String>) -> Self {
-        self.version = version.into();
-        self
-    }
-
-    /// Server id; the node id is `<name>-<id>`. Default: a random UUID.
-    pub fn id(mut self, id: impl Into<String>) -> Self {
-        self.id = id.into();
-        self
-    }
-
-    /// Address to listen on. Default: `0.0.0.0:0` (all interfaces, a free port), as
-    /// go-micro's `:0`. A port range `host:min-max` takes the first free port.
-    pub fn address(mut self, address: impl Into<String>) -> Self {
-        let a = address.into();
-        self.address = if a.starts_with(':') {
-            format!("0.0.0.0{a}")
-        } else {
-            a
-        };
-        self
-    }
-
-    /// Address to register instead of the bound one (behind NAT, in containers).
-    /// Default: the bound address, with an unspecified host replaced by this
-    /// machine's first private address.
-    pub fn advertise(mut self, address: impl Into<String>) -> Self {
-        self.advertise = Some(address.into());
-        self
-    }
-
-    /// Adds node metadata. The server's own keys (`transport`, `broker`, `server`,
-    /// `registry`, `protocol`) override user values, as in go-micro.
-    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.metadata.insert(key.into(), value.into());
-        self
-    }
-
-    /// Registration TTL. Default: 90 s. Zero registers without a TTL.
-    pub fn register_ttl(mut self, ttl: Duration) -> Self {
-        self.register_ttl = ttl;
-        self
-    }
-
-    /// Re-registration interval. Default: 30 s. Zero disables re-registration.
-    pub fn register_interval(mut self, interval: Duration) -> Self {
-        self.register_interval = interval;
-        self
-    }
-
-    /// A check run before each registration. Default: none (always registers).
-    pub fn register_check(mut self, check: RegisterCheck) -> Self {
-        self.register_check = Some(check);
-        self
-    }
-
-    /// The registry. Default: a new [`MemoryRegistry`].
-    pub fn registry(mut self, registry: Arc<dyn Registry>) -> Self {
-        self.registry = registry;
-        self
-    }
-
-    /// The transport. Default: [`HttpTransport`].
-    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
-        self.transport = transport;
-        self
-    }
-
-    /// The codec table. Default: [`Codecs::new`].
-    pub fn codecs(mut self, codecs: Codecs) -> Self {
-        self.codecs = codecs;
-        self
-    }
-
-    /// The broker subscribers receive events through; its name goes into node
-    /// metadata. Default: none (subscribers then only get events sent over the
-    /// transport, and node metadata says `broker=http`, go-micro's default).
-    pub fn broker(mut self, broker: Arc<dyn Broker>) -> Self {
-        self.broker_name = broker.name().into();
-        self.broker = Some(broker);
-        self
-    }
-
-    /// How long the server keeps serving after deregistering, before it stops
-    /// accepting, so that callers whose caches still hold the node are served.
-    /// Default: 2 s: go-micro clients were seen choosing a node over a second
-    /// after its deregistration (a lookup in flight when the change arrived), and
-    /// a go-micro client does not retry a refused connection. Connections then
-    /// close once quiet for 250 ms, so a request written at that moment is served.
-    pub fn drain_linger(mut self, d: Duration) -> Self {
-        self.drain_linger = d;
-        self
-    }
-
-    /// How long stop waits for in-flight calls and streams before cutting them off.
-    /// Default: 15 s.
-    pub fn drain_timeout(mut self, d: Duration) -> Self {
-        self.drain_timeout = d;
-        self
-    }
-
-    /// The node id this server registers: `<name>-<id>`.
-    pub fn node_id(&self) -> String {
-        format!("{}-{}", self.name, self.id)
-    }
-
-    /// The registry.
-    pub fn registry_ref(&self) -> &Arc<dyn Registry> {
-        &self.registry
-    }
-
-    /// The service name.
-    pub fn service_name(&self) -> &str {
-        &self.name
-    }
-}
-
 /// go-micro's RPC server. See the [module docs](self).
+///
+/// Cheap to clone; clones share the server. Dropping the last clone of a running
+/// server cancels everything it runs.
 #[derive(Clone)]
 pub struct RpcServer {
     inner: Arc<Inner>,
@@ -288,7 +127,21 @@ struct Inner {
     handlers: Mutex<Vec<HandlerSet>>,
     subscribers: Mutex<Vec<Subscriber>>,
     running: tokio::sync::Mutex<Option<Running>>,
+    /// Set from the start of `start` to the end of `stop`: handlers and
+    /// subscribers can no longer be added.
+    started: AtomicBool,
     address: Mutex<Option<String>>,
+    /// Why the running server failed on its own, if it did.
+    failure: Arc<watch::Sender<Option<String>>>,
+    /// The parent of every cancellation token of a run: cancelled on drop.
+    root: CancellationToken,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Every task of a run holds a child of this token: they all end now.
+        self.root.cancel();
+    }
 }
 
 struct Running {
@@ -301,6 +154,16 @@ struct Running {
     force: CancellationToken,
     tasks: TaskTracker,
     subscriptions: Vec<Box<dyn Subscription>>,
+}
+
+impl Running {
+    /// Cancels everything at once (a start that failed half-way).
+    fn cancel(&self) {
+        self.stop_registrar.cancel();
+        self.stop_accept.cancel();
+        self.shutdown.cancel();
+        self.force.cancel();
+    }
 }
 
 impl std::fmt::Debug for RpcServer {
@@ -320,7 +183,10 @@ impl RpcServer {
                 handlers: Mutex::new(Vec::new()),
                 subscribers: Mutex::new(Vec::new()),
                 running: tokio::sync::Mutex::new(None),
+                started: AtomicBool::new(false),
                 address: Mutex::new(None),
+                failure: Arc::new(watch::channel(None).0),
+                root: CancellationToken::new(),
             }),
         }
     }
@@ -331,6 +197,11 @@ impl RpcServer {
         self.handle(HandlerSet::new(handler))
     }
 
+    /// The server's options.
+    pub fn options(&self) -> &ServerOptions {
+        &self.inner.opts
+    }
+
     /// Whether the server is registered right now.
     pub async fn is_registered(&self) -> bool {
         self.inner
@@ -339,6 +210,15 @@ impl RpcServer {
             .await
             .as_ref()
             .is_some_and(|r| r.registration.is_registered())
+    }
+
+    fn check_not_started(&self, what: &str) -> Result<(), Error> {
+        if self.inner.started.load(Ordering::Acquire) {
+            return Err(Error::Config(format!(
+                "{what} must be added before the server starts"
+            )));
+        }
+        Ok(())
     }
 
     fn node(&self, address: String) -> Node {
@@ -387,6 +267,7 @@ impl RpcServer {
 #[async_trait]
 impl Server for RpcServer {
     fn handle(&self, handler: HandlerSet) -> Result<(), Error> {
+        self.check_not_started("handlers")?;
         let mut handlers = self.inner.handlers.lock();
         if handlers.iter().any(|h| h.name == handler.name) {
             return Err(Error::Config(format!(
@@ -399,6 +280,7 @@ impl Server for RpcServer {
     }
 
     fn subscribe(&self, subscriber: Subscriber) -> Result<(), Error> {
+        self.check_not_started("subscribers")?;
         self.inner.subscribers.lock().push(subscriber);
         Ok(())
     }
@@ -408,6 +290,98 @@ impl Server for RpcServer {
         if running.is_some() {
             return Err(Error::AlreadyStarted);
         }
+        self.inner.started.store(true, Ordering::Release);
+        let result = self.start_locked().await;
+        match result {
+            Ok(r) => {
+                *running = Some(r);
+                Ok(())
+            }
+            Err(e) => {
+                self.inner.started.store(false, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+
+    async fn stop(&self) -> Result<(), Error> {
+        let Some(r) = self.inner.running.lock().await.take() else {
+            return Ok(());
+        };
+        let o = &self.inner.opts;
+        let mut first: Option<Error> = None;
+        r.stop_registrar.cancel();
+        if let Err(e) = r.registrar.await {
+            first.get_or_insert(task_error("registrar", e));
+        }
+        // Always: a registration that timed out, or that stop cancelled in flight,
+        // may have been written all the same.
+        if let Err(e) = r.registration.deregister().await {
+            first.get_or_insert(e.into());
+        }
+        for s in &r.subscriptions {
+            if let Err(e) = s.unsubscribe().await {
+                tracing::warn!(topic = s.topic(), error = %e, "unsubscribe failed");
+                first.get_or_insert(e.into());
+            }
+        }
+        if !o.drain_linger.is_zero() {
+            tokio::time::sleep(o.drain_linger).await;
+        }
+        r.stop_accept.cancel();
+        if let Err(e) = r.accept.await {
+            first.get_or_insert(task_error("accept loop", e));
+        }
+        r.shutdown.cancel();
+        r.tasks.close();
+        if tokio::time::timeout(o.drain_timeout, r.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(service = %o.name, timeout = ?o.drain_timeout, "calls still running after the drain timeout; cutting them off");
+            r.force.cancel();
+            r.tasks.wait().await;
+        }
+        *self.inner.address.lock() = None;
+        self.inner.failure.send_replace(None);
+        self.inner.started.store(false, Ordering::Release);
+        tracing::info!(service = %o.name, "server stopped");
+        first.map_or(Ok(()), Err)
+    }
+
+    async fn failure(&self) -> Error {
+        let mut rx = self.inner.failure.subscribe();
+        loop {
+            if let Some(why) = rx.borrow_and_update().clone() {
+                return Error::Failed(why);
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    fn address(&self) -> Option<String> {
+        self.inner.address.lock().clone()
+    }
+
+    fn service_name(&self) -> &str {
+        &self.inner.opts.name
+    }
+
+    fn node_id(&self) -> String {
+        self.inner.opts.node_id()
+    }
+
+    fn name(&self) -> &'static str {
+        "mucp"
+    }
+}
+
+impl RpcServer {
+    /// `start` with the lock held: listen, accept, register, subscribe, then the
+    /// re-registration loop. Whatever fails undoes what was done before it.
+    async fn start_locked(&self) -> Result<Running, Error> {
         let o = &self.inner.opts;
         let listener = o.transport.listen(&o.address).await?;
         let bound = listener.addr();
@@ -426,30 +400,15 @@ impl Server for RpcServer {
         );
         tracing::info!(service = %o.name, listen = %bound, transport = o.transport.name(), "server listening");
 
-        let registration = Arc::new(register::Registration::new(
-            o.registry.clone(),
-            service,
-            o.register_ttl,
-            o.register_interval,
-            o.register_check.clone(),
-        ));
-        registration.check_and_register().await;
-        let subscriptions = match (&o.broker, &subscribers) {
-            (Some(broker), Some(subs)) => match subscribe_all(broker, subs).await {
-                Ok(s) => s,
-                Err(e) => {
-                    registration.deregister().await;
-                    return Err(e);
-                }
-            },
-            _ => Vec::new(),
-        };
-
+        // Accept first: a caller that discovers the node right after it registers
+        // is served at once, not left in the listen backlog.
+        let root = &self.inner.root;
         let tasks = TaskTracker::new();
-        let (stop_accept, shutdown, force) = (
-            CancellationToken::new(),
-            CancellationToken::new(),
-            CancellationToken::new(),
+        let (stop_accept, shutdown, force, stop_registrar) = (
+            root.child_token(),
+            root.child_token(),
+            root.child_token(),
+            root.child_token(),
         );
         let accept = tokio::spawn(accept_loop(
             listener,
@@ -458,68 +417,78 @@ impl Server for RpcServer {
             shutdown.clone(),
             force.clone(),
             tasks.clone(),
+            self.inner.failure.clone(),
         ));
-        let stop_registrar = CancellationToken::new();
-        let registrar = tokio::spawn(registration.clone().run(stop_registrar.clone()));
-        *self.inner.address.lock() = Some(advertised);
-        *running = Some(Running {
-            registration,
-            registrar,
+        let registration = Arc::new(register::Registration::new(
+            o.registry.clone(),
+            service,
+            o.register_ttl,
+            o.register_interval,
+            o.register_check.clone(),
+        ));
+        let mut run = Running {
+            registration: registration.clone(),
+            registrar: tokio::spawn(async {}),
             stop_registrar,
             accept,
             stop_accept,
             shutdown,
             force,
             tasks,
-            subscriptions,
-        });
-        Ok(())
-    }
-
-    async fn stop(&self) -> Result<(), Error> {
-        let Some(r) = self.inner.running.lock().await.take() else {
-            return Ok(());
+            subscriptions: Vec::new(),
         };
-        let o = &self.inner.opts;
-        r.stop_registrar.cancel();
-        let _ = r.registrar.await;
-        r.registration.deregister().await;
-        for s in &r.subscriptions {
-            if let Err(e) = s.unsubscribe().await {
-                tracing::warn!(topic = s.topic(), error = %e, "unsubscribe failed");
+        tokio::select! {
+            _ = registration.check_and_register() => {}
+            _ = root.cancelled() => {}
+        }
+        if let (Some(broker), Some(subs)) = (&o.broker, &subscribers) {
+            match subscribe_all(broker, subs).await {
+                Ok(s) => run.subscriptions = s,
+                Err(e) => {
+                    run.cancel();
+                    let _ = (&mut run.accept).await;
+                    if let Err(d) = registration.deregister().await {
+                        tracing::warn!(service = %o.name, error = %d, "deregistration after a failed start failed");
+                    }
+                    return Err(e);
+                }
             }
         }
-        if !o.drain_linger.is_zero() {
-            tokio::time::sleep(o.drain_linger).await;
-        }
-        r.stop_accept.cancel();
-        let _ = r.accept.await;
-        r.shutdown.cancel();
-        r.tasks.close();
-        if tokio::time::timeout(o.drain_timeout, r.tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(service = %o.name, timeout = ?o.drain_timeout, "calls still running after the drain timeout; cutting them off");
-            r.force.cancel();
-            r.tasks.wait().await;
-        }
-        *self.inner.address.lock() = None;
-        tracing::info!(service = %o.name, "server stopped");
-        Ok(())
+        let failure = self.inner.failure.clone();
+        let stop = run.stop_registrar.clone();
+        run.registrar = tokio::spawn(async move {
+            let result = AssertUnwindSafe(registration.run(stop))
+                .catch_unwind()
+                .await;
+            if let Err(p) = result {
+                let why = format!("the registrar panicked: {}", panic_text(&*p));
+                tracing::error!("{why}");
+                failure.send_replace(Some(why));
+            }
+        });
+        *self.inner.address.lock() = Some(advertised);
+        Ok(run)
     }
+}
 
-    fn address(&self) -> Option<String> {
-        self.inner.address.lock().clone()
+/// A task that ended badly, as an error.
+fn task_error(what: &str, e: tokio::task::JoinError) -> Error {
+    if e.is_panic() {
+        Error::Failed(format!(
+            "the {what} panicked: {}",
+            panic_text(&*e.into_panic())
+        ))
+    } else {
+        Error::Failed(format!("the {what} was cancelled"))
     }
+}
 
-    fn options(&self) -> &ServerOptions {
-        &self.inner.opts
-    }
-
-    fn name(&self) -> &'static str {
-        "mucp"
-    }
+/// The message of a panic payload.
+pub(crate) fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
 /// One broker subscription per topic, handing each event to every subscriber of
@@ -557,6 +526,8 @@ async fn subscribe_all(
     Ok(out)
 }
 
+/// Accepts connections until `stop` fires. A listener that fails is fatal: the
+/// failure is recorded for [`Server::failure`] and the loop ends.
 async fn accept_loop(
     listener: Box<dyn Listener>,
     dispatch: Arc<Dispatch>,
@@ -564,6 +535,7 @@ async fn accept_loop(
     shutdown: CancellationToken,
     force: CancellationToken,
     tasks: TaskTracker,
+    failure: Arc<watch::Sender<Option<String>>>,
 ) {
     loop {
         let socket = tokio::select! {
@@ -571,9 +543,12 @@ async fn accept_loop(
             r = listener.accept() => match r {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+                    // The transport retries what is transient (out of file
+                    // descriptors); an error here means the listener is gone.
+                    let why = crate::error::chain(&format!("the listener on {} failed", listener.addr()), &e);
+                    tracing::error!("{why}");
+                    failure.send_replace(Some(why));
+                    break;
                 }
             },
         };

@@ -1,8 +1,11 @@
 //! The registration lifecycle: the node record, registering with retries, the
 //! re-registration loop and deregistration.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::FutureExt;
 use std::time::Duration;
 
 use micro_registry::{Endpoint, Node, RegisterOptions, Registry, Service};
@@ -83,27 +86,38 @@ impl Registration {
         Err(last.unwrap_or(micro_registry::Error::Invalid("no attempt made".into())))
     }
 
-    /// Removes the node from the registry (errors are logged).
-    pub(crate) async fn deregister(&self) {
-        if !self.registered.swap(false, Ordering::SeqCst) {
-            return;
-        }
+    /// Removes the node from the registry, whatever this process believes it
+    /// registered: a registration that timed out, or that was cancelled in
+    /// flight, may have been written all the same.
+    pub(crate) async fn deregister(&self) -> Result<(), micro_registry::Error> {
+        self.registered.store(false, Ordering::SeqCst);
         match self.registry.deregister(&self.service).await {
             Ok(()) => {
-                tracing::info!(service = %self.service.name, node = %self.node().id, "deregistered")
+                tracing::info!(service = %self.service.name, node = %self.node().id, "deregistered");
+                Ok(())
             }
             Err(e) => {
-                tracing::warn!(service = %self.service.name, error = %e, "deregistration failed")
+                tracing::warn!(service = %self.service.name, error = %e, "deregistration failed");
+                Err(e)
             }
         }
     }
 
-    /// Runs the register check; registers when it passes, deregisters when it fails.
+    /// Runs the register check; registers when it passes, deregisters when it fails
+    /// (a check that panics has failed).
     pub(crate) async fn check_and_register(&self) {
         if let Some(check) = &self.check {
-            if let Err(e) = check().await {
-                tracing::warn!(service = %self.service.name, error = %e, "register check failed");
-                self.deregister().await;
+            let outcome = AssertUnwindSafe(check()).catch_unwind().await;
+            let failed = match outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(p) => Some(format!("panicked: {}", super::panic_text(&*p))),
+            };
+            if let Some(why) = failed {
+                tracing::warn!(service = %self.service.name, error = %why, "register check failed");
+                if self.registered.load(Ordering::SeqCst) {
+                    let _ = self.deregister().await;
+                }
                 return;
             }
         }
