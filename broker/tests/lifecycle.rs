@@ -157,3 +157,40 @@ async fn disconnect_deregisters_first_and_lets_handlers_finish() {
     );
     publisher.disconnect().await.expect("disconnect");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_during_a_registry_outage_costs_one_timeout_not_one_per_subscription() {
+    // Five subscriptions, a registry that takes 1 s per write (as one that is down
+    // takes its timeout), and a heartbeat round in progress: disconnect neither
+    // waits for the round to finish nor deregisters one subscription after the
+    // other (which would take at least 5 s).
+    use micro_registry::testing::Faulty;
+    let memory: Arc<dyn Registry> = Arc::new(MemoryRegistry::new());
+    let faulty = Arc::new(Faulty::new(memory));
+    let b = HttpBroker::with_options(
+        micro_broker::HttpBrokerOptions::new()
+            .registry(faulty.clone())
+            .address("127.0.0.1:0")
+            .register_interval(Duration::from_millis(100)),
+    );
+    for i in 0..5 {
+        b.subscribe(
+            &format!("t{i}"),
+            Collector::new().handler(),
+            SubscribeOptions::default(),
+        )
+        .await
+        .expect("subscribe");
+    }
+    faulty.set_write_delay(Duration::from_secs(1));
+    // let a heartbeat round start and hold the subscriptions' lock
+    let before = faulty.registers();
+    wait_for("a heartbeat round", || faulty.registers() > before).await;
+    let started = tokio::time::Instant::now();
+    b.disconnect().await.expect("disconnect");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(3500),
+        "disconnect took {took:?}: it waited behind the heartbeat or deregistered one by one"
+    );
+}

@@ -41,6 +41,7 @@ pub struct Faulty {
     register_fails: Mutex<bool>,
     register_applied_then_fails: Mutex<bool>,
     deregister_fails: Mutex<bool>,
+    write_delay: Mutex<Duration>,
     registers: AtomicUsize,
     lookups: AtomicUsize,
     watches: AtomicUsize,
@@ -57,6 +58,7 @@ impl Faulty {
             register_fails: Mutex::new(false),
             register_applied_then_fails: Mutex::new(false),
             deregister_fails: Mutex::new(false),
+            write_delay: Mutex::new(Duration::ZERO),
             registers: AtomicUsize::new(0),
             lookups: AtomicUsize::new(0),
             watches: AtomicUsize::new(0),
@@ -89,6 +91,12 @@ impl Faulty {
         *self.register_applied_then_fails.lock() = on;
     }
 
+    /// Makes every `register` and `deregister` take `d` first (a registry that is
+    /// slow or unreachable until the caller's timeout).
+    pub fn set_write_delay(&self, d: Duration) {
+        *self.write_delay.lock() = d;
+    }
+
     /// Makes `deregister` fail without removing anything (or work again).
     pub fn set_deregister_fails(&self, fails: bool) {
         *self.deregister_fails.lock() = fails;
@@ -114,6 +122,10 @@ impl Faulty {
 impl Registry for Faulty {
     async fn register(&self, service: &Service, opts: &RegisterOptions) -> Result<()> {
         self.registers.fetch_add(1, Ordering::SeqCst);
+        let delay = *self.write_delay.lock();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let fails = *self.register_fails.lock();
         if fails {
             return Err(Error::backend("faulty", "register", Injected));
@@ -127,6 +139,10 @@ impl Registry for Faulty {
     }
 
     async fn deregister(&self, service: &Service) -> Result<()> {
+        let delay = *self.write_delay.lock();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let fails = *self.deregister_fails.lock();
         if fails {
             return Err(Error::backend("faulty", "deregister", Injected));

@@ -41,12 +41,14 @@ impl Broker for HttpBroker {
             address: address.clone(),
         });
         let cancel = CancellationToken::new();
+        let heartbeat = cancel.child_token();
         life.tasks = vec![
             tokio::spawn(server::serve(listener, core.clone(), cancel.clone())),
-            tokio::spawn(core.clone().heartbeat(cancel.clone())),
+            tokio::spawn(core.clone().heartbeat(heartbeat.clone())),
             tokio::spawn(retry::run(core.clone(), cancel.clone())),
         ];
         life.cancel = Some(cancel);
+        life.heartbeat = Some(heartbeat);
         core.phase.store(CONNECTED, Ordering::Release);
         tracing::debug!(%address, %bound, id = %core.id, "http broker connected");
         Ok(())
@@ -59,16 +61,25 @@ impl Broker for HttpBroker {
             return Ok(());
         }
         core.phase.store(CLOSED, Ordering::Release);
-        // Deregister first, so publishers stop sending while requests drain.
+        // The heartbeat stops first: a round in progress gives up the
+        // subscriptions' lock at once instead of finishing its registrations.
+        if let Some(h) = life.heartbeat.take() {
+            h.cancel();
+        }
+        // Deregister first, so publishers stop sending while requests drain; all
+        // at once, so that a registry that is down costs one timeout, not one per
+        // subscription.
         let mut first_err = None;
         {
             let _ops = core.ops.lock().await;
             let services = core.table.write().clear();
-            for svc in services {
-                if let Err(e) = core.opts.registry.deregister(&svc).await {
-                    tracing::warn!(error = %e, "http broker: deregistering a subscription failed");
-                    first_err.get_or_insert(Error::from(e));
-                }
+            let registry = &core.opts.registry;
+            let results =
+                futures_util::future::join_all(services.iter().map(|svc| registry.deregister(svc)))
+                    .await;
+            for e in results.into_iter().filter_map(|r| r.err()) {
+                tracing::warn!(error = %e, "http broker: deregistering a subscription failed");
+                first_err.get_or_insert(Error::from(e));
             }
         }
         if let Some(c) = life.cancel.take() {

@@ -176,6 +176,11 @@ pub(crate) struct Conn {
 #[derive(Default)]
 struct Life {
     cancel: Option<CancellationToken>,
+    /// The heartbeat's own token (a child of `cancel`): disconnect stops the
+    /// heartbeat before anything else, so that a re-registration round in progress
+    /// (slow while the registry is down) does not hold the subscriptions' lock
+    /// while disconnect waits for it.
+    heartbeat: Option<CancellationToken>,
     tasks: Vec<JoinHandle<()>>,
 }
 
