@@ -10,16 +10,18 @@ use std::time::Duration;
 use common::{Collector, body_of, go_post, raw, status_of};
 use micro_broker::{Broker, HttpBroker, Message, SubscribeOptions};
 use micro_registry::MemoryRegistry;
+use micro_transport::Limits;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 fn broker(registry: &Arc<MemoryRegistry>) -> HttpBroker {
-    HttpBroker::with_options(
-        common::opts(registry)
-            .max_body(64 << 10)
-            .header_read_timeout(Duration::from_millis(500))
-            .body_read_timeout(Duration::from_millis(500)),
-    )
+    HttpBroker::with_options(common::opts(registry).limits(Limits {
+        max_body_size: 64 << 10,
+        max_header_size: 64 << 10,
+        header_read_timeout: Some(Duration::from_millis(500)),
+        body_read_timeout: Some(Duration::from_millis(500)),
+        ..Limits::default()
+    }))
 }
 
 fn go_error(code: u16, detail: &str, status: &str) -> String {
@@ -238,8 +240,10 @@ async fn keep_alive_connection_serves_many_and_any_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_after_the_idle_timeout() {
     let registry = Arc::new(MemoryRegistry::new());
-    let b =
-        HttpBroker::with_options(common::opts(&registry).idle_timeout(Duration::from_millis(300)));
+    let b = HttpBroker::with_options(common::opts(&registry).limits(Limits {
+        idle_timeout: Some(Duration::from_millis(300)),
+        ..Limits::default()
+    }));
     let got = Collector::new();
     let _sub = b
         .subscribe("bad", got.handler(), SubscribeOptions::default())
@@ -304,4 +308,29 @@ async fn handler_errors_and_panics_still_answer_200() {
     let s = b.stats();
     assert_eq!((s.delivered, s.rejected, s.handler_errors), (3, 0, 6));
     b.disconnect().await.expect("disconnect");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_get_503() {
+    let registry = Arc::new(MemoryRegistry::new());
+    let b = HttpBroker::with_options(common::opts(&registry).limits(Limits {
+        max_connections: 2,
+        ..Limits::default()
+    }));
+    let got = Collector::new();
+    let _sub = b
+        .subscribe("limited", got.handler(), SubscribeOptions::default())
+        .await
+        .expect("subscribe");
+    let addr = b.address();
+    let _a = TcpStream::connect(&addr).await.unwrap();
+    let _b = TcpStream::connect(&addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut c = TcpStream::connect(&addr).await.unwrap();
+    let text = common::read_response(&mut c).await;
+    assert!(
+        text.starts_with("HTTP/1.1 503 Service Unavailable"),
+        "{text}"
+    );
+    b.disconnect().await.unwrap();
 }

@@ -65,10 +65,12 @@ pub(crate) fn micro_header<'a>(h: &'a Header, name: &str) -> Option<&'a str> {
     }
     h.iter()
         .find(|(k, v)| {
+            // bytes, not str slices: a name from a peer may hold multi-byte chars
+            let k = k.as_bytes();
             !v.is_empty()
                 && k.len() == name.len() + 2
-                && k[..2].eq_ignore_ascii_case("x-")
-                && k[2..].eq_ignore_ascii_case(name)
+                && k[..2].eq_ignore_ascii_case(b"x-")
+                && k[2..].eq_ignore_ascii_case(name.as_bytes())
         })
         .map(|(_, v)| v)
 }
@@ -102,4 +104,20 @@ pub(crate) fn set_addresses(h: &mut Header, addrs: &(String, String)) {
 /// Whether a header belongs to the hop rather than to the caller's metadata.
 pub(crate) fn is_hop_header(name: &str) -> bool {
     HOP_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_of_any_characters_do_not_panic() {
+        // "é" is two bytes: slicing the str at 2 would split it.
+        let mut h = Header::new();
+        h.insert("éMicro-Error", "x");
+        h.insert("ÿÿ-Micro-Service", "y");
+        h.insert("X-Micro-Id", "7");
+        assert_eq!(micro_header(&h, MICRO_ERROR), None);
+        assert_eq!(micro_header(&h, MICRO_ID), Some("7"));
+    }
 }

@@ -332,3 +332,76 @@ async fn a_panicking_registrar_surfaces_as_a_failure() {
         "stop still deregistered"
     );
 }
+
+#[tokio::test]
+async fn streams_over_the_limits_are_refused_with_a_clear_error() {
+    let registry = common::memory();
+    let opts = common::options(registry)
+        .max_streams_per_connection(2)
+        .max_streams(3);
+    let (server, _) = common::start(opts, "s1").await;
+    let addr = server.address().unwrap();
+    let open = |id: u32| {
+        common::go_request(
+            "Test.Echo",
+            Some("application/json"),
+            &[("Micro-Stream", &id.to_string())],
+            b"{}",
+        )
+    };
+    // Two streams on one connection are fine; a third is refused, the connection
+    // goes on serving the first two.
+    let mut c = common::RawConn::connect(&addr).await;
+    for id in 1..=3 {
+        c.send(&open(id)).await;
+    }
+    let refused = c.read().await.expect("an answer to the third stream");
+    let err = refused.header("Micro-Error").expect("an error");
+    assert!(
+        err.contains("\"code\":503") && err.contains("on this connection"),
+        "{err}"
+    );
+    assert_eq!(refused.header("Micro-Stream"), Some("3"));
+    // A second connection may open one more (3 on the server), then the server's
+    // own limit refuses.
+    let mut d = common::RawConn::connect(&addr).await;
+    d.send(&open(1)).await;
+    d.send(&open(2)).await;
+    let refused = d.read().await.expect("an answer to the fourth stream");
+    let err = refused.header("Micro-Error").expect("an error");
+    assert!(err.contains("on this server"), "{err}");
+    drop((c, d));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn durations_too_long_for_the_clock_do_not_panic() {
+    // MICRO_REGISTER_TTL and MICRO_REGISTER_INTERVAL take any whole number of
+    // seconds; a Timeout header any number of nanoseconds.
+    let c = micro::config::Config::from_lookup(|k| match k {
+        "MICRO_REGISTER_TTL" | "MICRO_REGISTER_INTERVAL" => Some(u64::MAX.to_string()),
+        "MICRO_CLIENT_REQUEST_TIMEOUT" => Some("1e20".into()),
+        _ => None,
+    });
+    assert!(c.is_err(), "a 1e20 s timeout is a clear error");
+    let registry = common::memory();
+    let opts = common::options(registry.clone())
+        .register_ttl(Duration::MAX)
+        .register_interval(Duration::from_secs(u64::MAX));
+    let (server, _) = common::start(opts, "s1").await;
+    assert_eq!(
+        registry.get_service("test").await.unwrap()[0].nodes.len(),
+        1
+    );
+    let mut c = common::RawConn::connect(&server.address().unwrap()).await;
+    c.send(&common::go_request(
+        "Test.Call",
+        Some("application/json"),
+        &[("Timeout", &u64::MAX.to_string())],
+        b"{\"name\":\"x\"}",
+    ))
+    .await;
+    let rsp = c.read().await.expect("an answer");
+    assert_eq!(rsp.header("Micro-Error"), None, "{rsp:?}");
+    server.stop().await.unwrap();
+}

@@ -351,3 +351,40 @@ async fn events_sent_over_the_rpc_transport_reach_subscribers() {
     );
     micro::server::Server::stop(&server).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_panicking_subscriber_over_the_rpc_transport_is_a_500_and_the_connection_goes_on() {
+    let registry: Arc<dyn Registry> = Arc::new(MemoryRegistry::new());
+    let server = micro::server::RpcServer::new(common::options(registry.clone()));
+    let sub = micro::server::Subscriber::new("boom", |_: micro::Context, e: Event| async move {
+        if e.id == "panic" {
+            panic!("the subscriber blew up");
+        }
+        Ok::<(), RpcError>(())
+    });
+    micro::server::Server::subscribe(&server, sub).unwrap();
+    micro::server::Server::start(&server).await.unwrap();
+    let addr = micro::server::Server::address(&server).unwrap();
+    let mut conn = common::RawConn::connect(&addr).await;
+    for (id, ok) in [("panic", false), ("fine", true)] {
+        let mut ev = event(1);
+        ev.id = id.into();
+        let body = serde_json::to_vec(&ev).unwrap();
+        let req = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nContent-Type: application/json\r\nMicro-Topic: boom\r\n\r\n",
+            body.len()
+        );
+        conn.send(&[req.as_bytes(), &body].concat()).await;
+        let rsp = conn.read().await.expect("an answer on the same connection");
+        match rsp.header("Micro-Error") {
+            None => assert!(ok),
+            Some(e) => {
+                assert!(!ok, "{e}");
+                let err = RpcError::parse(e);
+                assert_eq!(err.code, 500);
+                assert!(err.detail.contains("the subscriber blew up"), "{err}");
+            }
+        }
+    }
+    micro::server::Server::stop(&server).await.unwrap();
+}

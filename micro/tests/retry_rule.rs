@@ -112,8 +112,12 @@ async fn a_reply_that_cannot_be_read_is_final() {
     let registry = common::memory();
     let (s1, h1) = common::start(common::options(registry.clone()), "s1").await;
     let (s2, h2) = common::start(common::options(registry.clone()), "s2").await;
-    let transport =
-        HttpTransport::with_options(HttpTransportOptions::new().max_header_size(16 * 1024));
+    let transport = HttpTransport::with_options(HttpTransportOptions::new().limits(
+        micro::transport::Limits {
+            max_header_size: 16 * 1024,
+            ..Default::default()
+        },
+    ));
     let client = RpcClient::new(
         ClientOptions::new()
             .registry(registry)

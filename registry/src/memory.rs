@@ -247,7 +247,8 @@ impl Registry for MemoryRegistry {
             return Err(Error::Invalid("service has no name".into()));
         }
         let now = Instant::now();
-        let expires = opts.ttl.map(|ttl| now + ttl);
+        // a TTL too long for the clock never expires
+        let expires = opts.ttl.and_then(|ttl| now.checked_add(ttl));
         let mut events = Vec::new();
         {
             let mut state = self.inner.state.lock();

@@ -22,6 +22,7 @@
 mod error;
 mod header;
 pub mod http;
+mod limits;
 pub mod memory;
 pub mod pool;
 
@@ -33,6 +34,7 @@ use bytes::Bytes;
 pub use error::{Error, Result};
 pub use header::{Header, canonical};
 pub use http::{HttpTransport, HttpTransportOptions};
+pub use limits::Limits;
 pub use memory::MemoryTransport;
 pub use pool::{Pool, PoolOptions, Pooled};
 

@@ -213,7 +213,10 @@ async fn garbage_and_early_close_are_errors() {
 async fn oversized_response_is_refused() {
     let (listener, addr) = raw_server().await;
     let transport = HttpTransport::with_options(
-        micro_transport::HttpTransportOptions::new().max_body_size(1000),
+        micro_transport::HttpTransportOptions::new().limits(micro_transport::Limits {
+            max_body_size: 1000,
+            ..Default::default()
+        }),
     );
     let opts = DialOptions::default();
     let (client, accepted) =

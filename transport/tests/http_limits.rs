@@ -102,7 +102,10 @@ async fn other_methods_get_405_and_the_connection_keeps_serving() {
 
 #[tokio::test]
 async fn oversized_body_gets_413_without_being_read() {
-    let opts = HttpTransportOptions::new().max_body_size(1024);
+    let opts = HttpTransportOptions::new().limits(micro_transport::Limits {
+        max_body_size: 1024,
+        ..Default::default()
+    });
     let (server, mut seen) = server_with(opts).await;
     let mut stream = raw_connect(&server.addr).await;
     // the body is never sent: the server must answer from the head alone
@@ -163,7 +166,10 @@ async fn oversized_body_gets_413_without_being_read() {
 
 #[tokio::test]
 async fn oversized_heads_get_431() {
-    let opts = HttpTransportOptions::new().max_header_size(2048);
+    let opts = HttpTransportOptions::new().limits(micro_transport::Limits {
+        max_header_size: 2048,
+        ..Default::default()
+    });
     let (server, mut seen) = server_with(opts).await;
 
     // one huge header, never finished
@@ -264,10 +270,12 @@ async fn garbage_gets_400_and_new_connections_are_served() {
 
 #[tokio::test]
 async fn stalled_and_silent_connections_are_closed() {
-    let opts = HttpTransportOptions::new()
-        .header_read_timeout(Duration::from_millis(200))
-        .body_read_timeout(Duration::from_millis(200))
-        .idle_timeout(Duration::from_millis(300));
+    let opts = HttpTransportOptions::new().limits(micro_transport::Limits {
+        header_read_timeout: Duration::from_millis(200).into(),
+        body_read_timeout: Duration::from_millis(200).into(),
+        idle_timeout: Duration::from_millis(300).into(),
+        ..Default::default()
+    });
     let (server, mut seen) = server_with(opts).await;
 
     // half a head, then nothing: 408 after the header timeout
@@ -325,7 +333,10 @@ async fn stalled_and_silent_connections_are_closed() {
 #[tokio::test]
 async fn a_slow_handler_keeps_its_connection() {
     // the idle timeout never cuts a request that is still waiting for its response
-    let opts = HttpTransportOptions::new().idle_timeout(Duration::from_millis(100));
+    let opts = HttpTransportOptions::new().limits(micro_transport::Limits {
+        idle_timeout: Duration::from_millis(100).into(),
+        ..Default::default()
+    });
     let listener = HttpTransport::with_options(opts)
         .listen("127.0.0.1:0")
         .await
@@ -352,4 +363,41 @@ async fn a_slow_handler_keeps_its_connection() {
     assert_eq!(within(client.recv()).await.unwrap().body, "slow");
     // once answered and silent, the connection goes
     assert!(matches!(within(client.recv()).await, Err(Error::Closed)));
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_get_503_and_room_comes_back() {
+    let opts = HttpTransportOptions::new().limits(micro_transport::Limits {
+        max_connections: 2,
+        ..Default::default()
+    });
+    let (server, _seen) = server_with(opts).await;
+    let a = raw_connect(&server.addr).await;
+    let b = raw_connect(&server.addr).await;
+    // let the server accept both
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut c = raw_connect(&server.addr).await;
+    let text = String::from_utf8(read_to_close(&mut c).await).unwrap();
+    assert!(
+        text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("too many connections to this node"),
+        "{text}"
+    );
+    drop((a, b));
+    // once they are closed there is room again
+    let mut ok = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut s = raw_connect(&server.addr).await;
+        raw_write(&mut s, b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}").await;
+        let r = read_raw_response(&mut s, &mut Vec::new()).await;
+        if r.status() == 200 {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "closed connections give their slots back");
 }

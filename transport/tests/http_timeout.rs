@@ -111,10 +111,13 @@ async fn connect_failures_name_the_address() {
 #[tokio::test]
 async fn huge_timeouts_mean_no_deadline() {
     let opts = HttpTransportOptions::new()
-        .timeout(Duration::MAX)
-        .header_read_timeout(Duration::MAX)
-        .body_read_timeout(Duration::MAX)
-        .idle_timeout(Duration::MAX);
+        .limits(micro_transport::Limits {
+            header_read_timeout: Duration::MAX.into(),
+            body_read_timeout: Duration::MAX.into(),
+            idle_timeout: Duration::MAX.into(),
+            ..Default::default()
+        })
+        .timeout(Duration::MAX);
     let transport = HttpTransport::with_options(opts);
     let listener = transport.listen("127.0.0.1:0").await.expect("listen");
     let server = serve(listener, common::echo);

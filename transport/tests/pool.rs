@@ -139,7 +139,10 @@ async fn closed_connections_are_not_reused() {
 
 #[tokio::test]
 async fn http_connection_close_is_not_pooled_and_idle_closes_are_noticed() {
-    let opts = HttpTransportOptions::new().idle_timeout(Duration::from_millis(100));
+    let opts = HttpTransportOptions::new().limits(micro_transport::Limits {
+        idle_timeout: Duration::from_millis(100).into(),
+        ..Default::default()
+    });
     let listener = HttpTransport::with_options(opts)
         .listen("127.0.0.1:0")
         .await

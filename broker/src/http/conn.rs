@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 use super::Core;
 use super::server::handle;
 
-/// Largest request head (request line and headers) accepted.
-const MAX_HEAD: usize = 64 << 10;
+/// hyper's smallest read buffer: the head limit is at least this.
+const MAX_HEAD_MIN: usize = 8 << 10;
 
 const IDLE: u8 = 0;
 const HEAD: u8 = 1;
@@ -136,7 +136,12 @@ pub(super) async fn serve(
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
-    let (header_timeout, idle_timeout) = (core.opts.header_read_timeout, core.opts.idle_timeout);
+    let limits = &core.opts.limits;
+    let (header_timeout, idle_timeout) = (
+        super::server::or_forever(limits.header_read_timeout),
+        super::server::or_forever(limits.idle_timeout),
+    );
+    let max_head = limits.max_header_size.max(MAX_HEAD_MIN);
     let activity = Arc::new(Activity {
         state: AtomicU8::new(IDLE),
         since: AtomicU64::new(0),
@@ -157,7 +162,7 @@ pub(super) async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(None)
         .title_case_headers(true)
-        .max_buf_size(MAX_HEAD)
+        .max_buf_size(max_head)
         .keep_alive(true);
     let io = Watched {
         io: stream,

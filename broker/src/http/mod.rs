@@ -293,7 +293,11 @@ impl Core {
         if every.is_zero() {
             return;
         }
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        // an interval too long for the clock never ticks
+        let Some(first) = tokio::time::Instant::now().checked_add(every) else {
+            return;
+        };
+        let mut tick = tokio::time::interval_at(first, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

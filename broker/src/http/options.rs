@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use micro_registry::{CacheOptions, MemoryRegistry, Registry};
+use micro_transport::Limits;
 
 /// The environment variable [`HttpBrokerOptions::from_env`] reads the listen
 /// address from (go-micro's `--broker_address`).
@@ -34,7 +35,6 @@ pub struct HttpBrokerOptions {
     pub(crate) advertise: Option<String>,
     pub(crate) register_ttl: Duration,
     pub(crate) register_interval: Duration,
-    pub(crate) max_body: usize,
     pub(crate) connect_timeout: Duration,
     pub(crate) delivery_timeout: Duration,
     pub(crate) retry_queue: usize,
@@ -43,10 +43,7 @@ pub struct HttpBrokerOptions {
     pub(crate) retry_max_backoff: Duration,
     pub(crate) retry_max_age: Duration,
     pub(crate) cache: CacheOptions,
-    pub(crate) header_read_timeout: Duration,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) body_read_timeout: Duration,
-    pub(crate) max_connections: usize,
+    pub(crate) limits: Limits,
     pub(crate) shutdown_grace: Duration,
 }
 
@@ -58,7 +55,6 @@ impl Default for HttpBrokerOptions {
             advertise: None,
             register_ttl: Duration::from_secs(60),
             register_interval: Duration::from_secs(30),
-            max_body: 4 << 20,
             connect_timeout: Duration::from_secs(5),
             delivery_timeout: Duration::from_secs(30),
             retry_queue: 64,
@@ -67,10 +63,7 @@ impl Default for HttpBrokerOptions {
             retry_max_backoff: Duration::from_secs(10),
             retry_max_age: Duration::from_secs(60),
             cache: CacheOptions::default().empty_grace(Duration::ZERO),
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(120),
-            body_read_timeout: Duration::from_secs(30),
-            max_connections: 1024,
+            limits: Limits::default(),
             shutdown_grace: Duration::from_secs(5),
         }
     }
@@ -84,7 +77,6 @@ impl fmt::Debug for HttpBrokerOptions {
             .field("advertise", &self.advertise)
             .field("register_ttl", &self.register_ttl)
             .field("register_interval", &self.register_interval)
-            .field("max_body", &self.max_body)
             .field("connect_timeout", &self.connect_timeout)
             .field("delivery_timeout", &self.delivery_timeout)
             .field("retry_queue", &self.retry_queue)
@@ -93,10 +85,7 @@ impl fmt::Debug for HttpBrokerOptions {
             .field("retry_max_backoff", &self.retry_max_backoff)
             .field("retry_max_age", &self.retry_max_age)
             .field("cache", &self.cache)
-            .field("header_read_timeout", &self.header_read_timeout)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("body_read_timeout", &self.body_read_timeout)
-            .field("max_connections", &self.max_connections)
+            .field("limits", &self.limits)
             .field("shutdown_grace", &self.shutdown_grace)
             .finish()
     }
@@ -166,13 +155,6 @@ impl HttpBrokerOptions {
         self
     }
 
-    /// Largest delivery body (the JSON, about 4/3 of the payload) the broker's
-    /// server accepts; larger ones get `413`. Default: 4 MiB.
-    pub fn max_body(mut self, bytes: usize) -> Self {
-        self.max_body = bytes;
-        self
-    }
-
     /// How long connecting to a subscriber may take. Default: 5 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -228,33 +210,15 @@ impl HttpBrokerOptions {
         self
     }
 
-    /// How long a client may take to send a request's headers, from their first
-    /// byte, before the connection is closed. Default: 10 s.
-    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.header_read_timeout = timeout;
-        self
-    }
-
-    /// How long a keep-alive connection may stay idle before the server closes it.
-    /// Default: 120 s, longer than the 90 s after which Go's HTTP client (and this
-    /// broker's) closes idle connections, so that publishers close them first and
-    /// never send an event on a connection the server is closing.
-    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_timeout = timeout;
-        self
-    }
-
-    /// How long a client may take to send a request's body before it gets `500`.
-    /// Default: 30 s.
-    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
-        self.body_read_timeout = timeout;
-        self
-    }
-
-    /// Largest number of connections served at once; further ones wait in the
-    /// listen backlog. Default: 1024.
-    pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n.max(1);
+    /// What the broker's subscriber endpoint accepts from publishers: the same
+    /// [`Limits`] (and names) as the HTTP transport's. Default:
+    /// [`Limits::default`]: 4 MiB deliveries (the JSON, about 4/3 of the payload;
+    /// larger ones get `413`), 1 MiB heads, 16 384 connections (one more gets
+    /// `503`), 10 s for a request's headers, 30 s for its body, and 5 min idle
+    /// (longer than the 90 s after which Go's HTTP client, and this broker's,
+    /// closes idle connections, so that publishers close them first).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 

@@ -19,29 +19,37 @@ use super::{Core, conn};
 use crate::Event;
 use crate::util::run_handler;
 
+/// The answer to a connection over the limit.
+const OVER_LIMIT: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 33\r\nConnection: close\r\n\r\ntoo many connections to this node";
+
+/// A limit's duration, or one that never ends (`None`: no limit).
+pub(crate) fn or_forever(d: Option<Duration>) -> Duration {
+    d.unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 /// Accepts connections until `cancel` fires, then lets them finish for the
 /// shutdown grace and closes what is left. Every connection task belongs to this
 /// task: when it ends (or is aborted) none is left.
 pub(crate) async fn serve(listener: TcpListener, core: Arc<Core>, cancel: CancellationToken) {
-    let limit = Arc::new(Semaphore::new(core.opts.max_connections));
+    let limit = Arc::new(Semaphore::new(core.opts.limits.max_connections.max(1)));
     let mut conns = JoinSet::new();
     let mut accept_errors: u32 = 0;
     loop {
         while conns.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => break,
-            p = limit.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         let accepted = tokio::select! {
             _ = cancel.cancelled() => break,
             a = listener.accept() => a,
         };
         match accepted {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 accept_errors = 0;
+                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                    // Over the limit: a clear answer, then the connection goes (a
+                    // fresh socket's send buffer takes it without waiting).
+                    tracing::debug!(%peer, "http broker: connection limit reached; answering 503");
+                    let _ = stream.try_write(OVER_LIMIT);
+                    continue;
+                };
                 conns.spawn(conn::serve(stream, core.clone(), cancel.clone(), permit));
             }
             Err(e) => {
@@ -87,7 +95,7 @@ pub(super) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full
         );
         return resp;
     }
-    let max = core.opts.max_body;
+    let max = core.opts.limits.max_body_size;
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -102,12 +110,13 @@ pub(super) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full
         .and_then(|q| wire::query_param(q, "id"))
         .unwrap_or_default();
     let read = Limited::new(req.into_body(), max).collect();
-    let body = match tokio::time::timeout(core.opts.body_read_timeout, read).await {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(max),
-        Ok(Err(e)) => return internal(&format!("Error reading request body: {e}")),
-        Err(_) => return internal("Error reading request body: timed out"),
-    };
+    let body =
+        match tokio::time::timeout(or_forever(core.opts.limits.body_read_timeout), read).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(max),
+            Ok(Err(e)) => return internal(&format!("Error reading request body: {e}")),
+            Err(_) => return internal("Error reading request body: timed out"),
+        };
     let msg = match wire::decode(&body) {
         Ok(m) => m,
         Err(e) => return internal(&format!("Error parsing request body: {e}")),

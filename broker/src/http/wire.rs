@@ -123,6 +123,11 @@ impl<'de> Visitor<'de> for MessageVisitor {
     }
 }
 
+/// Most headers a delivered message may carry: thousands of metadata pairs pass,
+/// a body of hundreds of thousands of tiny keys is refused (500, as any message
+/// that does not decode). Insertion is O(log n) in the ordered map either way.
+pub(crate) const MAX_HEADERS: usize = 10_000;
+
 /// Decodes the header object into an existing map (Go merges repeated fields into
 /// one map; a `null` resets it).
 struct HeaderSeed<'a>(&'a mut BTreeMap<String, String>);
@@ -159,6 +164,11 @@ impl<'de> Visitor<'de> for HeaderSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some((k, v)) = map.next_entry::<String, Option<String>>()? {
             self.0.insert(k, v.unwrap_or_default());
+            if self.0.len() > MAX_HEADERS {
+                return Err(de::Error::custom(format_args!(
+                    "more than {MAX_HEADERS} headers"
+                )));
+            }
         }
         Ok(())
     }
@@ -353,5 +363,17 @@ mod tests {
             error_json(400, "Method not allowed", "Bad Request"),
             r#"{"id":"go.micro.broker","code":400,"detail":"Method not allowed","status":"Bad Request"}"#
         );
+    }
+
+    #[test]
+    fn header_count_is_capped() {
+        let many = |n: usize| {
+            let pairs: Vec<String> = (0..n).map(|i| format!("\"k{i}\":\"v\"")).collect();
+            format!("{{\"Header\":{{{}}},\"Body\":null}}", pairs.join(","))
+        };
+        let ok = decode(many(MAX_HEADERS).as_bytes()).unwrap().unwrap();
+        assert_eq!(ok.header.len(), MAX_HEADERS);
+        let err = decode(many(MAX_HEADERS + 1).as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("more than 10000 headers"), "{err}");
     }
 }

@@ -106,12 +106,16 @@ impl Conns {
 
 /// A receive failure: the request was sent. A reply that came but cannot be read
 /// is the server's answer; a connection that broke, or a transport timeout, left
-/// the request unanswered.
+/// the request unanswered; a transport-level 503 says the server refused the
+/// connection unread.
 fn receive_error(e: micro_transport::Error) -> CallError {
     use micro_transport::Error as E;
     let kind = match &e {
         E::Timeout => CallErrorKind::Timeout,
         E::Closed | E::Io(_) => CallErrorKind::Receive,
+        // The server's transport refused the connection before reading anything
+        // (its connection limit): the request was not processed.
+        E::Status { code: 503, .. } => CallErrorKind::Rejected,
         _ => CallErrorKind::BadReply,
     };
     if kind == CallErrorKind::Timeout {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,6 +33,29 @@ pub(crate) struct Dispatch {
     pub(crate) handlers: Vec<String>,
     pub(crate) codecs: Codecs,
     pub(crate) events: Option<Arc<dyn EventSink>>,
+    pub(crate) max_streams_per_connection: usize,
+    pub(crate) max_streams: usize,
+    /// Streams running on the whole server.
+    pub(crate) open_streams: Arc<AtomicUsize>,
+}
+
+/// One running stream, counted against the server's limit until it is dropped.
+struct StreamSlot(Arc<AtomicUsize>);
+
+impl StreamSlot {
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<StreamSlot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| StreamSlot(open.clone()))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Where messages that carry `Micro-Topic` go (subscribers of the server).
@@ -175,7 +199,7 @@ impl Dispatch {
             .get(wire::TIMEOUT)
             .and_then(|t| t.trim().parse::<u64>().ok())
             .filter(|ns| *ns > 0)
-            .map(|ns| Instant::now() + Duration::from_nanos(ns));
+            .and_then(|ns| Instant::now().checked_add(Duration::from_nanos(ns)));
         let TransportMessage { mut header, body } = msg;
         // go-micro's servers put the connection's addresses in the metadata
         wire::set_addresses(&mut header, addrs);
@@ -194,6 +218,30 @@ impl Dispatch {
             },
             EndpointFn::Stream(f) => {
                 let sid = stream_key.unwrap_or_default();
+                // Bounded work: a stream over a limit is refused with a clear error
+                // and costs nothing more.
+                if streams.len() >= self.max_streams_per_connection {
+                    let err = RpcError::new(
+                        SERVER_ID,
+                        format!(
+                            "too many streams on this connection (limit {})",
+                            self.max_streams_per_connection
+                        ),
+                        503,
+                    );
+                    return send_error(socket, reply, &err).await;
+                }
+                let Some(slot) = StreamSlot::take(&self.open_streams, self.max_streams) else {
+                    let err = RpcError::new(
+                        SERVER_ID,
+                        format!(
+                            "too many streams on this server (limit {})",
+                            self.max_streams
+                        ),
+                        503,
+                    );
+                    return send_error(socket, reply, &err).await;
+                };
                 let (tx, inbox) = mpsc::channel(STREAM_INBOX);
                 streams.insert(sid, tx);
                 let out = Arc::new(Outbound {
@@ -212,6 +260,7 @@ impl Dispatch {
                 let fut = f(ctx, io);
                 let force = force.clone();
                 tasks.spawn(async move {
+                    let _slot = slot;
                     tokio::select! {
                         _ = force.cancelled() => {}
                         _ = async {
@@ -251,8 +300,19 @@ impl Dispatch {
 
     async fn handle_event(&self, msg: TransportMessage, socket: &Arc<dyn Socket>) {
         let mut header = msg.header.clone();
+        // Events get what calls get: a panicking subscriber is a 500, and the
+        // sender's Timeout a deadline.
+        let deadline = msg
+            .header
+            .get(wire::TIMEOUT)
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .filter(|ns| *ns > 0)
+            .and_then(|ns| Instant::now().checked_add(Duration::from_nanos(ns)));
         let result = match &self.events {
-            Some(sink) => sink.deliver(msg).await,
+            Some(sink) => {
+                let sink = sink.clone();
+                guarded(Box::pin(async move { sink.deliver(msg).await }), deadline).await
+            }
             None => Err(RpcError::not_found(
                 SERVER_ID,
                 "no subscribers on this server",

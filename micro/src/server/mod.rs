@@ -259,6 +259,9 @@ impl RpcServer {
             handlers: sorted.iter().map(|h| h.name.clone()).collect(),
             codecs: self.inner.opts.codecs.clone(),
             events: subscribers.map(|s| s as Arc<dyn EventSink>),
+            max_streams_per_connection: self.inner.opts.max_streams_per_connection,
+            max_streams: self.inner.opts.max_streams,
+            open_streams: Arc::default(),
         };
         (dispatch, endpoints)
     }

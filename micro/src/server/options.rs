@@ -33,6 +33,8 @@ pub struct ServerOptions {
     pub(crate) broker_name: String,
     pub(crate) drain_linger: Duration,
     pub(crate) drain_timeout: Duration,
+    pub(crate) max_streams_per_connection: usize,
+    pub(crate) max_streams: usize,
 }
 
 impl Default for ServerOptions {
@@ -54,6 +56,8 @@ impl Default for ServerOptions {
             broker_name: "http".into(),
             drain_linger: DEFAULT_DRAIN_LINGER,
             drain_timeout: Duration::from_secs(15),
+            max_streams_per_connection: 128,
+            max_streams: 10_000,
         }
     }
 }
@@ -185,6 +189,23 @@ impl ServerOptions {
     /// Default: 15 s.
     pub fn drain_timeout(mut self, d: Duration) -> Self {
         self.drain_timeout = d;
+        self
+    }
+
+    /// Most streams open at once on one connection. Default: 128 (go-micro's
+    /// clients open one connection per stream; HTTP/2 servers usually allow about
+    /// 100). One more is answered with a 503 error for that stream; the connection
+    /// goes on. Connections, body and head sizes are the transport's
+    /// [`Limits`](micro_transport::Limits).
+    pub fn max_streams_per_connection(mut self, n: usize) -> Self {
+        self.max_streams_per_connection = n;
+        self
+    }
+
+    /// Most streams open at once on the whole server. Default: 10 000. One more
+    /// is answered with a 503 error for that stream.
+    pub fn max_streams(mut self, n: usize) -> Self {
+        self.max_streams = n;
         self
     }
 

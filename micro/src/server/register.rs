@@ -132,8 +132,11 @@ impl Registration {
         if self.interval.is_zero() {
             return;
         }
-        let mut tick =
-            tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
+        // an interval too long for the clock never ticks
+        let Some(first) = tokio::time::Instant::now().checked_add(self.interval) else {
+            return;
+        };
+        let mut tick = tokio::time::interval_at(first, self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

@@ -132,6 +132,9 @@ fn backoff(failures: u32, lease: Lease) -> Duration {
 }
 
 /// Renew every third of the granted TTL, like etcd's own clients.
+/// The longest renewal period (a lease of years renews yearly: no overflow).
+const MAX_PERIOD: Duration = Duration::from_secs(365 * 24 * 3600);
+
 fn renew_period(lease: Lease) -> Duration {
     let ttl_ms = u64::try_from(lease.ttl.max(1))
         .unwrap_or(1)
@@ -148,7 +151,10 @@ async fn keep(conn: &Conn, lease: Lease, rx: &mut watch::Receiver<Lease>, stats:
     };
     let _open = Open::new(stats);
     let period = renew_period(lease);
-    let mut tick = tokio::time::interval_at(Instant::now() + period, period);
+    let mut tick = tokio::time::interval_at(
+        Instant::now() + period.min(MAX_PERIOD),
+        period.min(MAX_PERIOD),
+    );
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // When the oldest unanswered renewal was sent.
     let mut waiting: Option<Instant> = None;

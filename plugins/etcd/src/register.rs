@@ -55,7 +55,9 @@ pub(crate) struct Stats {
 /// etcd raises TTLs below its minimum (2 s with default settings) itself.
 pub(crate) fn lease_seconds(ttl: Option<Duration>) -> Option<i64> {
     let ttl = ttl.filter(|t| !t.is_zero())?;
-    let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    let secs = ttl
+        .as_secs()
+        .saturating_add(u64::from(ttl.subsec_nanos() > 0));
     Some(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 

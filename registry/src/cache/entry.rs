@@ -8,6 +8,9 @@ use tokio::time::Instant;
 use super::{CacheOptions, Snapshot, log_stale};
 use crate::{Action, Error, Event, Result, Service};
 
+/// A point in time no entry reaches (a century).
+const FAR: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// The cache's knowledge of one service name.
 pub(super) struct Entry {
     /// The node set the registry last reported (may be empty).
@@ -145,7 +148,8 @@ impl Entry {
         self.expires = if self.current.is_empty() || self.needs_lookup {
             now
         } else {
-            now + ttl
+            // a TTL too long for the clock: the entry never expires by age
+            now.checked_add(ttl).unwrap_or_else(|| now + FAR)
         };
         true
     }

@@ -62,12 +62,12 @@ impl ClientSocket {
             if rd.buf.is_empty() && rd.fill(overall, signal).await? == 0 {
                 return Err(Error::Closed);
             }
-            let mut head_deadline = LazyDeadline::new(opts.header_read_timeout, overall);
+            let mut head_deadline = LazyDeadline::new(opts.limits.header_read_timeout, overall);
             let mut scanned = 0;
             let head = loop {
                 if let Some(end) = codec::head_end(&rd.buf, scanned) {
                     match codec::parse_response(&rd.buf[..end])? {
-                        Some(head) if head.len <= opts.max_header_size => break head,
+                        Some(head) if head.len <= opts.limits.max_header_size => break head,
                         Some(head) => return Err(head_too_large(head.len, opts)),
                         // only blank lines so far
                         None => scanned = end,
@@ -75,7 +75,7 @@ impl ClientSocket {
                     continue;
                 }
                 scanned = rd.buf.len();
-                if rd.buf.len() > opts.max_header_size {
+                if rd.buf.len() > opts.limits.max_header_size {
                     return Err(head_too_large(rd.buf.len(), opts));
                 }
                 if rd.buf.len() <= codec::EARLY_CHECK {
@@ -93,13 +93,13 @@ impl ClientSocket {
             if (100..200).contains(&head.code) {
                 continue; // interim response (100 Continue, 103 Early Hints)
             }
-            let body_deadline = LazyDeadline::new(opts.body_read_timeout, overall);
-            let limit = opts.max_body_size as u64;
+            let body_deadline = LazyDeadline::new(opts.limits.body_read_timeout, overall);
+            let limit = opts.limits.max_body_size as u64;
             let body = rd
                 .read_body(
                     head.framing,
                     limit,
-                    opts.max_header_size,
+                    opts.limits.max_header_size,
                     body_deadline,
                     signal,
                 )
@@ -163,7 +163,7 @@ fn head_too_large(size: usize, opts: &HttpTransportOptions) -> Error {
     Error::TooLarge {
         what: "header block",
         size: size as u64,
-        limit: opts.max_header_size as u64,
+        limit: opts.limits.max_header_size as u64,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Binding (with go-micro's port ranges) and accepting.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,12 +16,27 @@ use crate::{Error, Listener, Result, Socket};
 const BACKOFF_START: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// The answer to a connection over the limit: it is closed right after.
+const OVER_LIMIT: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 33\r\nConnection: close\r\n\r\ntoo many connections to this node";
+
 /// A bound HTTP transport listener.
 #[derive(Debug)]
 pub(crate) struct HttpListener {
     inner: TcpListener,
     addr: String,
     opts: HttpTransportOptions,
+    /// Connections accepted and not closed yet.
+    open: Arc<AtomicUsize>,
+}
+
+/// One open connection, counted until it is dropped.
+#[derive(Debug)]
+pub(crate) struct ConnSlot(Arc<AtomicUsize>);
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl HttpListener {
@@ -83,7 +100,12 @@ impl HttpListener {
                 source,
             })?
             .to_string();
-        Ok(Self { inner, addr, opts })
+        Ok(Self {
+            inner,
+            addr,
+            opts,
+            open: Arc::new(AtomicUsize::new(0)),
+        })
     }
 }
 
@@ -150,12 +172,25 @@ impl Listener for HttpListener {
         let mut backoff = BACKOFF_START;
         loop {
             match self.inner.accept().await {
-                Ok((stream, peer)) => match ServerSocket::new(stream, self.opts) {
-                    Ok(socket) => return Ok(Box::new(socket)),
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "dropping connection that failed on accept");
+                Ok((stream, peer)) => {
+                    let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
+                    let slot = ConnSlot(self.open.clone());
+                    if open > self.opts.limits.max_connections {
+                        // Over the limit: a clear answer (the request was not read,
+                        // so a client may send it elsewhere), then the connection
+                        // goes. A fresh socket's send buffer takes it without waiting.
+                        tracing::debug!(%peer, limit = self.opts.limits.max_connections, "connection limit reached; answering 503");
+                        let _ = stream.try_write(OVER_LIMIT);
+                        drop((stream, slot));
+                        continue;
                     }
-                },
+                    match ServerSocket::new(stream, self.opts, slot) {
+                        Ok(socket) => return Ok(Box::new(socket)),
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "dropping connection that failed on accept");
+                        }
+                    }
+                }
                 Err(e) if is_per_connection(&e) => {
                     tracing::debug!(error = %e, "accept failed for one connection");
                 }

@@ -62,34 +62,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{DialOptions, Listener, Result, Socket, Transport};
+use crate::{DialOptions, Limits, Listener, Result, Socket, Transport};
 
 /// Options of the [`HttpTransport`]. Build with [`HttpTransportOptions::new`] (or
 /// `default()`) and the setters; each setter documents its default.
-///
-/// Options that take a duration accept a `Duration` or `None`; `None` turns the limit
-/// off.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct HttpTransportOptions {
-    max_body_size: usize,
-    max_header_size: usize,
-    header_read_timeout: Option<Duration>,
-    body_read_timeout: Option<Duration>,
-    idle_timeout: Option<Duration>,
-    timeout: Option<Duration>,
-}
-
-impl Default for HttpTransportOptions {
-    fn default() -> Self {
-        Self {
-            max_body_size: 4 * 1024 * 1024,
-            max_header_size: 1024 * 1024,
-            header_read_timeout: Some(Duration::from_secs(10)),
-            body_read_timeout: Some(Duration::from_secs(30)),
-            idle_timeout: Some(Duration::from_secs(300)),
-            timeout: None,
-        }
-    }
+    pub(crate) limits: Limits,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl HttpTransportOptions {
@@ -98,52 +78,10 @@ impl HttpTransportOptions {
         Self::default()
     }
 
-    /// Largest message body accepted, in either direction of reading. Default: 4 MiB
-    /// (go-micro's default gRPC and HTTP/2 message size; RPC payloads are far smaller).
-    /// A server answers a larger request with `413 Payload Too Large` without reading
-    /// it and closes the connection.
-    pub fn max_body_size(mut self, bytes: usize) -> Self {
-        self.max_body_size = bytes;
-        self
-    }
-
-    /// Largest header block (request or status line and all headers), in bytes, in
-    /// either direction of reading. Default: 1 MiB, what Go's HTTP servers accept
-    /// (`DefaultMaxHeaderBytes`), so every head a conforming go-micro peer sends is
-    /// read: hundreds of metadata pairs, and go-micro's errors, which travel twice
-    /// (`Micro-Error` and `X-Micro-Error`), up to nearly 512 KiB each. There is no
-    /// separate limit on the number of header lines: the bytes bound it. A server
-    /// answers a larger block with `431 Request Header Fields Too Large` and closes
-    /// the connection; a client reports [`Error::TooLarge`](crate::Error::TooLarge).
-    pub fn max_header_size(mut self, bytes: usize) -> Self {
-        self.max_header_size = bytes;
-        self
-    }
-
-    /// How long a message's headers may take to arrive, from its first byte to the
-    /// end of the header block. Default: 10 s (Go's servers use 5 s for the first
-    /// request; a little more slack for busy machines). Protects against peers that
-    /// start a message and stall.
-    pub fn header_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.header_read_timeout = timeout.into();
-        self
-    }
-
-    /// How long a message's body may take to arrive once its headers have. Default:
-    /// 30 s, enough for a 4 MiB body over a slow link.
-    pub fn body_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.body_read_timeout = timeout.into();
-        self
-    }
-
-    /// How long a server connection may stay silent in both directions, with every
-    /// request answered, before the server closes it. Default: 5 min, well above
-    /// go-micro's 1 min connection pool TTL, so that a client never picks a pooled
-    /// connection the server is about to close; a stream that is silent for this long
-    /// is closed too. Requests still waiting for their first response keep the
-    /// connection open however long they take.
-    pub fn idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.idle_timeout = timeout.into();
+    /// What the transport accepts from peers: sizes, connections, read timeouts.
+    /// Default: [`Limits::default`].
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::HttpTransportOptions;
 use super::codec::{self, ConnectionHeader, Framing, HeadError, Method};
 use super::conn::{Conn, LazyDeadline, Reader, after, earliest, unexpected_eof};
+use super::listener::ConnSlot;
 use crate::{Error, Message, Result, Socket};
 
 /// Bound on writing a transport-level error response to a peer that does not read.
@@ -29,6 +30,8 @@ pub(crate) struct ServerSocket {
     born: Instant,
     /// Nanoseconds from `born` to the last message sent or received.
     last_activity: AtomicU64,
+    /// Counts the connection against the listener's limit until it is dropped.
+    _slot: ConnSlot,
 }
 
 /// A request rejected at the transport level; the connection closes after it.
@@ -39,13 +42,18 @@ struct Rejection {
 }
 
 impl ServerSocket {
-    pub(crate) fn new(stream: TcpStream, opts: HttpTransportOptions) -> io::Result<Self> {
+    pub(crate) fn new(
+        stream: TcpStream,
+        opts: HttpTransportOptions,
+        slot: ConnSlot,
+    ) -> io::Result<Self> {
         Ok(Self {
             conn: Conn::new(stream, opts)?,
             connection: AtomicU8::new(ConnectionHeader::None as u8),
             unanswered: AtomicBool::new(false),
             born: Instant::now(),
             last_activity: AtomicU64::new(0),
+            _slot: slot,
         })
     }
 
@@ -69,7 +77,7 @@ impl ServerSocket {
     /// Waits for the first byte of the next request, closing the connection once it
     /// has been idle for the idle timeout.
     async fn wait_for_request(&self, rd: &mut Reader, overall: Option<Instant>) -> Result<()> {
-        let idle = self.conn.opts.idle_timeout;
+        let idle = self.conn.opts.limits.idle_timeout;
         loop {
             let idle_at = idle.and_then(|t| {
                 if self.unanswered.load(Ordering::Acquire) {
@@ -105,12 +113,12 @@ impl ServerSocket {
                     .await
                     .map_err(Rejection::silent)?;
             }
-            let mut head_deadline = LazyDeadline::new(opts.header_read_timeout, overall);
+            let mut head_deadline = LazyDeadline::new(opts.limits.header_read_timeout, overall);
             let mut scanned = 0;
             let head = loop {
                 if let Some(end) = codec::head_end(&rd.buf, scanned) {
                     match codec::parse_request(&rd.buf[..end]) {
-                        Ok(Some(head)) if head.len <= opts.max_header_size => break head,
+                        Ok(Some(head)) if head.len <= opts.limits.max_header_size => break head,
                         Ok(Some(head)) => return Err(Rejection::head_too_large(head.len, opts)),
                         // only blank lines so far
                         Ok(None) => scanned = end,
@@ -119,7 +127,7 @@ impl ServerSocket {
                     continue;
                 }
                 scanned = rd.buf.len();
-                if rd.buf.len() > opts.max_header_size {
+                if rd.buf.len() > opts.limits.max_header_size {
                     return Err(Rejection::head_too_large(rd.buf.len(), opts));
                 }
                 if rd.buf.len() <= codec::EARLY_CHECK {
@@ -135,7 +143,7 @@ impl ServerSocket {
             rd.buf.advance(head.len);
 
             if let Framing::Length(n) = head.framing {
-                let limit = opts.max_body_size as u64;
+                let limit = opts.limits.max_body_size as u64;
                 if n > limit {
                     let error = Error::TooLarge {
                         what: "body",
@@ -150,13 +158,13 @@ impl ServerSocket {
                     .await
                     .map_err(Rejection::silent)?;
             }
-            let body_deadline = LazyDeadline::new(opts.body_read_timeout, overall);
-            let limit = opts.max_body_size as u64;
+            let body_deadline = LazyDeadline::new(opts.limits.body_read_timeout, overall);
+            let limit = opts.limits.max_body_size as u64;
             let body = rd
                 .read_body(
                     head.framing,
                     limit,
-                    opts.max_header_size,
+                    opts.limits.max_header_size,
                     body_deadline,
                     signal,
                 )
@@ -294,7 +302,7 @@ impl Rejection {
         let error = Error::TooLarge {
             what: "header block",
             size: size as u64,
-            limit: opts.max_header_size as u64,
+            limit: opts.limits.max_header_size as u64,
         };
         Self::close(431, "Request Header Fields Too Large", error)
     }
