@@ -14,12 +14,29 @@ use crate::{Error, Listener, Result, Socket};
 const BACKOFF_START: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// Most TLS handshakes in progress at once; further connections wait in the
+/// kernel's accept queue.
+#[cfg(feature = "tls")]
+const MAX_HANDSHAKES: usize = 1024;
+
 /// A bound HTTP transport listener.
 #[derive(Debug)]
 pub(crate) struct HttpListener {
     inner: TcpListener,
     addr: String,
     opts: HttpTransportOptions,
+    #[cfg(feature = "tls")]
+    tls: Option<Tls>,
+}
+
+/// The TLS side of a listener: the configuration, and the handshakes in progress.
+/// They run as tasks of the listener (so a slow client never holds up the others)
+/// and are aborted when it is dropped.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+struct Tls {
+    config: std::sync::Arc<micro_tls::ServerTls>,
+    handshakes: tokio::sync::Mutex<tokio::task::JoinSet<Result<ServerSocket>>>,
 }
 
 impl HttpListener {
@@ -83,7 +100,81 @@ impl HttpListener {
                 source,
             })?
             .to_string();
-        Ok(Self { inner, addr, opts })
+        Ok(Self {
+            inner,
+            addr,
+            opts,
+            #[cfg(feature = "tls")]
+            tls: None,
+        })
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn addr_str(&self) -> &str {
+        &self.addr
+    }
+
+    /// Serves TLS with `config` on every accepted connection.
+    #[cfg(feature = "tls")]
+    pub(crate) fn with_tls(mut self, config: micro_tls::ServerTls) -> Self {
+        self.tls = Some(Tls {
+            config: std::sync::Arc::new(config),
+            handshakes: Default::default(),
+        });
+        self
+    }
+
+    /// Accepts TCP connections and hands them to handshake tasks; returns the
+    /// first connection whose handshake succeeds. Failed handshakes are logged.
+    #[cfg(feature = "tls")]
+    async fn accept_tls(&self, tls: &Tls) -> Result<Box<dyn Socket>> {
+        let mut handshakes = tls.handshakes.lock().await;
+        let timeout = self
+            .opts
+            .header_read_timeout
+            .unwrap_or(Duration::from_secs(10));
+        let mut backoff = BACKOFF_START;
+        loop {
+            tokio::select! {
+                accepted = self.inner.accept(), if handshakes.len() < MAX_HANDSHAKES => {
+                    match accepted {
+                        Ok((stream, _)) => {
+                            backoff = BACKOFF_START;
+                            handshakes.spawn(super::tls::accept(stream, tls.config.clone(), self.opts, timeout));
+                        }
+                        Err(e) => self.accept_failed(e, &mut backoff).await?,
+                    }
+                }
+                Some(done) = handshakes.join_next(), if !handshakes.is_empty() => match done {
+                    Ok(Ok(socket)) => return Ok(Box::new(socket)),
+                    Ok(Err(e)) => tracing::debug!(addr = %self.addr, error = %e, "tls handshake failed"),
+                    Err(e) => tracing::debug!(addr = %self.addr, error = %e, "tls handshake task ended"),
+                },
+            }
+        }
+    }
+
+    /// Handles an accept failure: `Err` when the listener itself failed, else a
+    /// pause when resources ran out.
+    async fn accept_failed(&self, e: io::Error, backoff: &mut Duration) -> Result<()> {
+        if is_per_connection(&e) {
+            tracing::debug!(error = %e, "accept failed for one connection");
+            return Ok(());
+        }
+        if e.kind() == io::ErrorKind::InvalidInput {
+            // EINVAL: the socket is not listening any more
+            return Err(Error::Io(e));
+        }
+        // EMFILE, ENFILE, ENOBUFS, ENOMEM: wait for resources to come free
+        tracing::warn!(
+            addr = %self.addr,
+            error = %e,
+            retry_in = ?*backoff,
+            "accept failed, retrying"
+        );
+        tokio::time::sleep(*backoff).await;
+        *backoff = (*backoff * 2).min(BACKOFF_MAX);
+        Ok(())
     }
 }
 
@@ -146,7 +237,18 @@ impl Listener for HttpListener {
         self.addr.clone()
     }
 
+    fn is_secure(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
     async fn accept(&self) -> Result<Box<dyn Socket>> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return self.accept_tls(tls).await;
+        }
         let mut backoff = BACKOFF_START;
         loop {
             match self.inner.accept().await {
@@ -156,24 +258,7 @@ impl Listener for HttpListener {
                         tracing::debug!(%peer, error = %e, "dropping connection that failed on accept");
                     }
                 },
-                Err(e) if is_per_connection(&e) => {
-                    tracing::debug!(error = %e, "accept failed for one connection");
-                }
-                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-                    // EINVAL: the socket is not listening any more
-                    return Err(Error::Io(e));
-                }
-                Err(e) => {
-                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: wait for resources to come free
-                    tracing::warn!(
-                        addr = %self.addr,
-                        error = %e,
-                        retry_in = ?backoff,
-                        "accept failed, retrying"
-                    );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
+                Err(e) => self.accept_failed(e, &mut backoff).await?,
             }
         }
     }

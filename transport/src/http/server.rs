@@ -40,13 +40,17 @@ struct Rejection {
 
 impl ServerSocket {
     pub(crate) fn new(stream: TcpStream, opts: HttpTransportOptions) -> io::Result<Self> {
-        Ok(Self {
-            conn: Conn::new(stream, opts)?,
+        Ok(Self::from_conn(Conn::new(stream, opts)?))
+    }
+
+    pub(crate) fn from_conn(conn: Conn) -> Self {
+        Self {
+            conn,
             connection: AtomicU8::new(ConnectionHeader::None as u8),
             unanswered: AtomicBool::new(false),
             born: Instant::now(),
             last_activity: AtomicU64::new(0),
-        })
+        }
     }
 
     fn touch(&self) {
@@ -374,5 +378,14 @@ impl Socket for ServerSocket {
 
     fn is_open(&self) -> bool {
         self.conn.is_open(false)
+    }
+
+    #[cfg(feature = "tls")]
+    fn peer_identity(&self) -> Option<std::sync::Arc<micro_tls::PeerIdentity>> {
+        self.conn.peer.clone()
+    }
+
+    fn is_secure(&self) -> bool {
+        self.conn.is_secure()
     }
 }
