@@ -222,6 +222,7 @@ impl RpcClient {
         };
         let dial = DialOptions {
             connect_timeout: opts.dial_timeout,
+            ..DialOptions::default()
         };
         let base = Arc::new(Base {
             pool: Pool::new(opts.transport.clone(), opts.pool),
