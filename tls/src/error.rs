@@ -40,6 +40,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A handshake failed: the peer's certificate was refused (or ours), the peer
+    /// does not speak TLS, or it took too long.
+    #[error("tls handshake with {peer} failed: {reason}")]
+    Handshake {
+        /// The peer's address.
+        peer: String,
+        /// What went wrong, in rustls's words, with a hint where one helps.
+        reason: String,
+    },
+
     /// rustls refused the configuration.
     #[error("tls configuration")]
     Rustls(#[from] rustls::Error),

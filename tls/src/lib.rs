@@ -20,6 +20,10 @@
 //!   CA or the system's roots, and by the IP address SAN when the peer is addressed by
 //!   IP (nodes register IP addresses), or by a server name given in the options.
 //!
+//! [`accept`] and [`connect`] run handshakes over Tokio TCP streams with them, with
+//! errors in plain words; [`accept`] answers a client that speaks plain HTTP to a
+//! TLS port as Go does ([`PLAIN_HTTP_ANSWER`]).
+//!
 //! After a handshake, [`PeerIdentity`] tells who the peer proved to be: subject,
 //! DNS/IP/URI SANs and the SPIFFE ID when there is one.
 //!
@@ -77,6 +81,7 @@
 mod client;
 mod error;
 mod identity;
+mod io;
 mod options;
 mod pem;
 mod reload;
@@ -89,12 +94,16 @@ pub mod testing;
 pub use client::ClientTls;
 pub use error::{Error, Result};
 pub use identity::PeerIdentity;
+pub use io::{PLAIN_HTTP_ANSWER, accept, connect};
 pub use options::{
     ENV_CA, ENV_CERT, ENV_CLIENT_CA, ENV_DIAL_ALL, ENV_INSECURE, ENV_KEY, ENV_RELOAD_INTERVAL,
     ENV_SELF_SIGNED, ENV_SERVER_NAME, TlsOptions,
 };
 pub use pem::Pem;
 pub use server::ServerTls;
+
+/// tokio-rustls, whose streams [`accept`] and [`connect`] return.
+pub use tokio_rustls;
 
 /// rustls, as this crate uses it (version 0.23, `ring` provider), for callers that
 /// need its types (`ServerConfig`, `ClientConfig`, `pki_types::ServerName`).
