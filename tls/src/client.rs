@@ -93,6 +93,12 @@ impl ClientTls {
         &self.config
     }
 
+    /// The server name given in the options, which every server is verified
+    /// against; `None`: each is verified against the host dialled.
+    pub fn fixed_server_name(&self) -> Option<&ServerName<'static>> {
+        self.server_name.as_ref()
+    }
+
     /// Whether every node is dialled with TLS ([`TlsOptions::dial_all`]).
     pub fn dials_all(&self) -> bool {
         self.dial_all

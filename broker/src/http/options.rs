@@ -48,6 +48,8 @@ pub struct HttpBrokerOptions {
     pub(crate) body_read_timeout: Duration,
     pub(crate) max_connections: usize,
     pub(crate) shutdown_grace: Duration,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<micro_tls::TlsOptions>,
 }
 
 impl Default for HttpBrokerOptions {
@@ -72,6 +74,8 @@ impl Default for HttpBrokerOptions {
             body_read_timeout: Duration::from_secs(30),
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(5),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -98,7 +102,7 @@ impl fmt::Debug for HttpBrokerOptions {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_connections", &self.max_connections)
             .field("shutdown_grace", &self.shutdown_grace)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -106,6 +110,21 @@ impl HttpBrokerOptions {
     /// The defaults.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// TLS, both ways. With a certificate (or self-signed mode) the broker serves its
+    /// subscribers over https and registers them with `secure=true`, as go-micro's
+    /// `Secure` broker does; with a client CA it requires publishers' certificates
+    /// (mutual TLS) and hands their identity to handlers
+    /// ([`Event::peer_identity`](crate::Event::peer_identity)). Deliveries to
+    /// subscribers registered with `secure=true` go over https, verified as these
+    /// options say. Default: none: plain subscribers, and https deliveries verified
+    /// against the system's trusted roots.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(mut self, tls: micro_tls::TlsOptions) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// The defaults, with the listen address taken from `MICRO_BROKER_ADDRESS` when

@@ -22,7 +22,12 @@ use crate::util::run_handler;
 /// Accepts connections until `cancel` fires, then lets them finish for the
 /// shutdown grace and closes what is left. Every connection task belongs to this
 /// task: when it ends (or is aborted) none is left.
-pub(crate) async fn serve(listener: TcpListener, core: Arc<Core>, cancel: CancellationToken) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    core: Arc<Core>,
+    tls: conn::Tls,
+    cancel: CancellationToken,
+) {
     let limit = Arc::new(Semaphore::new(core.opts.max_connections));
     let mut conns = JoinSet::new();
     let mut accept_errors: u32 = 0;
@@ -42,7 +47,13 @@ pub(crate) async fn serve(listener: TcpListener, core: Arc<Core>, cancel: Cancel
         match accepted {
             Ok((stream, _peer)) => {
                 accept_errors = 0;
-                conns.spawn(conn::serve(stream, core.clone(), cancel.clone(), permit));
+                conns.spawn(conn::serve(
+                    stream,
+                    tls.clone(),
+                    core.clone(),
+                    cancel.clone(),
+                    permit,
+                ));
             }
             Err(e) => {
                 // Out of descriptors and the like: pause instead of spinning.
@@ -76,7 +87,11 @@ pub(crate) async fn serve(listener: TcpListener, core: Arc<Core>, cancel: Cancel
 
 /// Answers one request, as go-micro's broker handler does (plus `413` for
 /// oversized bodies and `404` for deliveries to a node this broker does not have).
-pub(super) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub(super) async fn handle(
+    core: &Core,
+    req: Request<Incoming>,
+    _peer: conn::Peer,
+) -> Response<Full<Bytes>> {
     if req.method() != Method::POST {
         let mut body = wire::error_json(400, "Method not allowed", "Bad Request");
         body.push('\n');
@@ -129,10 +144,9 @@ pub(super) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full
         );
     };
     inc(&core.stats.received);
-    let event = Event {
-        topic,
-        message: msg,
-    };
+    let event = Event::new(topic, msg);
+    #[cfg(feature = "tls")]
+    let event = event.with_peer(_peer.0);
     let failures = if handlers.len() == 1 {
         usize::from(!run_handler(&handlers[0], event).await)
     } else {
