@@ -41,7 +41,7 @@ pub const ENV_RELOAD_INTERVAL: &str = "MICRO_TLS_RELOAD_INTERVAL";
 /// # let _ = client;
 /// # Ok::<(), micro_tls::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsOptions {
     pub(crate) identity: Option<(Pem, Pem)>,
     pub(crate) self_signed: bool,

@@ -165,7 +165,8 @@ impl Dispatch {
             .filter(|ns| *ns > 0)
             .map(|ns| Instant::now() + Duration::from_nanos(ns));
         let TransportMessage { header, body } = msg;
-        let ctx = Context::new(header, deadline, Some(addrs.clone()));
+        let ctx = Context::new(header, deadline, Some(addrs.clone()))
+            .with_peer(crate::context::Peer::of_socket(&**socket));
 
         match &route.func {
             EndpointFn::Unary(f) => match guarded(f(ctx, codec, body), deadline).await {

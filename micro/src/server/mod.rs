@@ -530,7 +530,8 @@ async fn subscribe_all(
         let handler = handler_fn(move |event: micro_broker::Event| {
             let (subs, t) = (subs.clone(), t.clone());
             async move {
-                subs.dispatch(&t, to_transport(event.message))
+                let peer = crate::context::Peer::of_event(&event);
+                subs.dispatch_from(&t, to_transport(event.message), peer)
                     .await
                     .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
             }
