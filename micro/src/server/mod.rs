@@ -335,9 +335,14 @@ impl RpcServer {
             .is_some_and(|r| r.registration.is_registered())
     }
 
-    fn node(&self, address: String) -> Node {
+    /// The registry node; `secure`: the listener serves TLS (metadata `secure=true`,
+    /// which our clients dial with TLS and go-micro's ignore).
+    fn node(&self, address: String, secure: bool) -> Node {
         let o = &self.inner.opts;
         let mut metadata = o.metadata.clone();
+        if secure {
+            metadata.insert("secure".into(), "true".into());
+        }
         metadata.insert("transport".into(), o.transport.name().into());
         metadata.insert("broker".into(), o.broker_name.clone());
         metadata.insert("server".into(), "mucp".into());
@@ -415,10 +420,10 @@ impl Server for RpcServer {
         let service = register::service_record(
             &o.name,
             &o.version,
-            self.node(advertised.clone()),
+            self.node(advertised.clone(), listener.is_secure()),
             endpoints,
         );
-        tracing::info!(service = %o.name, listen = %bound, transport = o.transport.name(), "server listening");
+        tracing::info!(service = %o.name, listen = %bound, transport = o.transport.name(), tls = listener.is_secure(), "server listening");
 
         let registration = Arc::new(register::Registration::new(
             o.registry.clone(),
