@@ -26,6 +26,9 @@ pub struct CallTarget {
     pub node_id: String,
     /// The node's address.
     pub address: String,
+    /// Whether the node is dialled with TLS: its metadata says `secure=true`, or the
+    /// client dials every node with TLS ([`TlsOptions::dial_all`](micro_tls::TlsOptions::dial_all)).
+    pub secure: bool,
 }
 
 /// The function one attempt runs; [`CallWrapper`]s wrap it.
@@ -52,6 +55,8 @@ pub struct ClientOptions {
     retry: RetryPolicy,
     wrappers: Vec<CallWrapper>,
     broker: Option<Arc<dyn micro_broker::Broker>>,
+    #[cfg(feature = "tls")]
+    tls: Option<micro_tls::TlsOptions>,
 }
 
 impl Default for ClientOptions {
@@ -70,6 +75,8 @@ impl Default for ClientOptions {
             retry: retry_on_transport_and_timeout(),
             wrappers: Vec::new(),
             broker: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -106,6 +113,20 @@ impl ClientOptions {
     /// The transport. Default: [`HttpTransport`].
     pub fn transport(mut self, t: Arc<dyn Transport>) -> Self {
         self.transport = t;
+        self
+    }
+
+    /// How nodes that serve TLS are dialled: the CA (or system roots) their
+    /// certificates are verified against, the client certificate presented for
+    /// mutual TLS, and whether every node is dialled with TLS
+    /// ([`dial_all`](micro_tls::TlsOptions::dial_all)). Nodes whose registry record
+    /// says `secure=true` are dialled with TLS, others in plain TCP, on separate
+    /// pooled connections. Default: secure nodes verified against the system's
+    /// trusted roots, no client certificate.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(mut self, tls: micro_tls::TlsOptions) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -191,7 +212,6 @@ struct Inner {
     content_type: String,
     request_timeout: Duration,
     attempt_timeout: Option<Duration>,
-    dial: DialOptions,
     retries: u32,
     retry: RetryPolicy,
     call_fn: Option<CallFn>,
@@ -224,9 +244,14 @@ impl RpcClient {
             connect_timeout: opts.dial_timeout,
             ..DialOptions::default()
         };
+        #[cfg(feature = "tls")]
+        let secure = SecureDial::new(&dial, opts.tls.as_ref());
+        #[cfg(not(feature = "tls"))]
+        let secure = SecureDial::default();
         let base = Arc::new(Base {
             pool: Pool::new(opts.transport.clone(), opts.pool),
-            dial: dial.clone(),
+            dial,
+            secure,
             seq: AtomicU64::new(0),
         });
         let mut inner = Inner {
@@ -238,7 +263,6 @@ impl RpcClient {
             content_type: opts.content_type,
             request_timeout: opts.request_timeout,
             attempt_timeout: opts.attempt_timeout,
-            dial,
             retries: opts.retries,
             retry: opts.retry,
             call_fn: None,
@@ -304,6 +328,7 @@ impl RpcClient {
             return Ok(CallTarget {
                 node_id: String::new(),
                 address: (*addr).clone(),
+                secure: self.inner.base.secure.all,
             });
         }
         let mut sel = SelectOptions::new();
@@ -332,6 +357,8 @@ impl RpcClient {
         Ok(CallTarget {
             node_id: node.id.clone(),
             address: node.address.clone(),
+            secure: self.inner.base.secure.all
+                || node.metadata.get("secure").is_some_and(|s| s == "true"),
         })
     }
 
@@ -367,15 +394,67 @@ fn none_available(service: &str) -> RpcError {
     )
 }
 
+/// How nodes that serve TLS are dialled.
+struct SecureDial {
+    /// The dial options with TLS, or why there are none.
+    dial: Result<DialOptions, String>,
+    /// Dial every node with TLS.
+    all: bool,
+}
+
+impl Default for SecureDial {
+    fn default() -> Self {
+        SecureDial {
+            dial: Err("the node serves TLS; build micro with the tls feature to call it".into()),
+            all: false,
+        }
+    }
+}
+
+impl SecureDial {
+    #[cfg(feature = "tls")]
+    fn new(plain: &DialOptions, tls: Option<&micro_tls::TlsOptions>) -> Self {
+        let opts = tls.cloned().unwrap_or_default();
+        let dial = match opts.client() {
+            Ok(c) => Ok(DialOptions {
+                tls: Some(c.into()),
+                ..plain.clone()
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "client: no TLS configuration; nodes serving TLS cannot be called");
+                Err(format!("the node serves TLS and the client has no TLS configuration: {e}"))
+            }
+        };
+        SecureDial {
+            dial,
+            all: opts.dials_all(),
+        }
+    }
+}
+
 /// The part of the client an attempt needs.
 struct Base {
     pool: Pool,
     dial: DialOptions,
+    secure: SecureDial,
     /// The `Micro-Id` counter.
     seq: AtomicU64,
 }
 
 impl Base {
+    /// The dial options for `target`: with TLS for secure nodes.
+    fn dial_for(&self, target: &CallTarget) -> Result<&DialOptions, RpcError> {
+        if !target.secure {
+            return Ok(&self.dial);
+        }
+        self.secure.dial.as_ref().map_err(|why| {
+            RpcError::internal(
+                CLIENT_TRANSPORT_ID,
+                format!("connection error: {}: {why}", target.address),
+            )
+        })
+    }
+
     /// Sends `req` to `target` over a pooled connection and reads the reply.
     async fn attempt(
         &self,
@@ -385,13 +464,14 @@ impl Base {
         id: u64,
     ) -> Result<Response, RpcError> {
         let msg = request_message(req, timeout, id);
+        let dial = self.dial_for(target)?;
         let run = async {
             // A pooled connection the server closed meanwhile fails before any reply:
             // one more try on a fresh connection, without counting an attempt.
             for fresh in [false, true] {
                 let conn = self
                     .pool
-                    .get(&target.address, &self.dial)
+                    .get(&target.address, dial)
                     .await
                     .map_err(|e| transport_error("connection error", &e))?;
                 let reused = conn.is_reused();
@@ -553,7 +633,8 @@ impl Client for RpcClient {
                 Err(e) if !avoid.is_empty() => return Err(last.unwrap_or(e)),
                 Err(e) => return Err(e),
             };
-            match inner.transport.dial(&target.address, &inner.dial).await {
+            let dial = inner.base.dial_for(&target)?;
+            match inner.transport.dial(&target.address, dial).await {
                 Ok(socket) => {
                     self.mark(&target, Outcome::Success);
                     let id = self.next_id();
