@@ -422,7 +422,9 @@ impl SecureDial {
             }),
             Err(e) => {
                 tracing::warn!(error = %e, "client: no TLS configuration; nodes serving TLS cannot be called");
-                Err(format!("the node serves TLS and the client has no TLS configuration: {e}"))
+                Err(format!(
+                    "the node serves TLS and the client has no TLS configuration: {e}"
+                ))
             }
         };
         SecureDial {
