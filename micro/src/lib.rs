@@ -71,7 +71,9 @@ pub use micro_consul as consul;
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use micro_tls as tls;
 
-/// The README's example, compiled as a doc test.
+/// The README's examples, compiled as doc tests. Its TLS examples need the `tls`
+/// feature, so the README is checked with it (`cargo test -p micro --features tls`,
+/// and every `--all-features` run).
 #[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "tls"))]
 pub struct ReadmeDoctests;
