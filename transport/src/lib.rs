@@ -15,7 +15,8 @@
 //!
 //! [`Pool`] keeps idle client sockets per address for reuse by unary calls.
 //!
-//! This crate stands alone: it knows nothing about registries, codecs or RPC.
+//! This crate stands alone: it knows nothing about registries, codecs or RPC. Its
+//! `tls` feature (off by default) adds TLS and mutual TLS with `micro-tls`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -88,9 +89,8 @@ impl DialOptions {
 }
 
 /// The TLS side of a dial: a client configuration (with the `tls` feature, made
-/// from a [`micro_tls::ClientTls`] with `From`); the server is verified against
-/// the name [`ClientTls::server_name`](micro_tls::ClientTls::server_name) gives
-/// for the dialled address.
+/// from a `micro_tls::ClientTls` with `From`); the server is verified against the
+/// name `ClientTls::server_name` gives for the dialled address.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct DialTls {

@@ -98,7 +98,7 @@ pub use subs::{BROADCAST_VERSION, SERVICE_NAME};
 ///   [`Error::Registry`], the event not kept either.
 /// * Subscribers with `secure == "true"` (go-micro's `Secure` broker, or ours with
 ///   TLS) get their events over https, the subscriber's certificate verified as
-///   [`HttpBrokerOptions::tls`] says (by default against the system's roots).
+///   `HttpBrokerOptions::tls` says (by default against the system's roots).
 ///   Without the `tls` feature their deliveries are dropped with a warning.
 ///
 /// [`stats`](HttpBroker::stats) exposes counters of all of the above.

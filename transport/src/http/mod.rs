@@ -26,6 +26,16 @@
 //! so that the server loop can log it and drop the socket. `Listener::accept` never
 //! sees them.
 //!
+//! With the `tls` feature, `HttpTransport::tls` makes listeners serve TLS (and
+//! mutual TLS) with a `micro_tls::TlsOptions`, and
+//! [`DialOptions::tls`](crate::DialOptions::tls) dials with TLS; the framing inside
+//! is the same. Handshakes run concurrently (a silent or slow client holds up no
+//! other), each bounded by the header read timeout; a plain HTTP request on a TLS
+//! port gets Go's `400 Bad Request` ("Client sent an HTTP request to an HTTPS
+//! server.") and a TLS handshake on a plain port a `400` of the plain server, which a
+//! TLS client reports as [`Error::Tls`](crate::Error::Tls) ("the peer does not speak
+//! TLS"). `Socket::peer_identity` tells whom the peer's certificate names.
+//!
 //! ```
 //! use micro_transport::{DialOptions, HttpTransport, Message, Transport};
 //!
