@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -34,9 +34,10 @@ impl fmt::Debug for ClientTls {
 }
 
 impl ClientTls {
-    /// Builds the verifier (the CA's roots, the system's roots, or none with
-    /// `insecure_skip_verify`, which is logged as a warning) and loads the client
-    /// certificate if one is given. Offers ALPN `http/1.1`.
+    /// Builds the verifier (the CA's roots; the system's roots, loaded at the first
+    /// handshake that needs them; or none with `insecure_skip_verify`, which is
+    /// logged as a warning) and loads the client certificate if one is given.
+    /// Offers ALPN `http/1.1`.
     pub fn new(opts: &TlsOptions) -> Result<Self> {
         Self::with_alpn(opts, &[crate::ALPN_HTTP1])
     }
@@ -55,10 +56,11 @@ impl ClientTls {
                 .build()
                 .map_err(|e| Error::invalid(ca.name(), e))?
         } else {
-            Arc::new(
-                rustls_platform_verifier::Verifier::new(provider.clone())
-                    .map_err(|e| Error::invalid("system trusted roots", e))?,
-            )
+            Arc::new(SystemRoots {
+                provider: provider.clone(),
+                algorithms,
+                verifier: OnceLock::new(),
+            })
         };
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?
@@ -135,6 +137,65 @@ fn host_of(addr: &str) -> &str {
         Some((host, _)) if !host.contains(':') => host,
         Some(_) => addr, // a bare IPv6 address
         None => addr,
+    }
+}
+
+/// Verifies against the system's trusted roots, loaded at the first handshake
+/// that needs them (reading and parsing the system's store takes milliseconds and
+/// memory that a client which never meets a TLS node should not pay). A system
+/// without roots fails that handshake with a clear error.
+#[derive(Debug)]
+struct SystemRoots {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    algorithms: WebPkiSupportedAlgorithms,
+    verifier: OnceLock<std::result::Result<Arc<rustls_platform_verifier::Verifier>, rustls::Error>>,
+}
+
+impl SystemRoots {
+    fn verifier(&self) -> std::result::Result<&rustls_platform_verifier::Verifier, rustls::Error> {
+        let loaded = self.verifier.get_or_init(|| {
+            rustls_platform_verifier::Verifier::new(self.provider.clone()).map(Arc::new)
+        });
+        match loaded {
+            Ok(v) => Ok(v),
+            Err(e) => Err(rustls::Error::General(format!("system trusted roots: {e}"))),
+        }
+    }
+}
+
+impl ServerCertVerifier for SystemRoots {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        self.verifier()?
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
     }
 }
 
