@@ -24,11 +24,16 @@ MICRO_GO_PEERS_V4="$(printf '%s\n' "$peers" | sed -n 's/^v4=//p')"
 MICRO_GO_PEERS_V5="$(printf '%s\n' "$peers" | sed -n 's/^v5=//p')"
 export MICRO_GO_PEERS_V4 MICRO_GO_PEERS_V5
 
-log "building the helloworld example server (profile dist: release with fat LTO)"
-cargo build --profile dist -p examples --features etcd,consul,tls --bin helloworld
+log "building the helloworld example server (profile dist: release with fat LTO), with and without TLS"
 target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+# The TLS workload's server has the tls feature; the others are built without it,
+# as a service that does not use TLS is (its code is not even compiled in).
+cargo build --profile dist -p examples --features etcd,consul,tls --bin helloworld
+cp "$target_dir/dist/helloworld" "$target_dir/dist/helloworld-tls"
+cargo build --profile dist -p examples --features etcd,consul --bin helloworld
 MICRO_BENCH_HELLOWORLD="$target_dir/dist/helloworld"
-export MICRO_BENCH_HELLOWORLD
+MICRO_BENCH_HELLOWORLD_TLS="$target_dir/dist/helloworld-tls"
+export MICRO_BENCH_HELLOWORLD MICRO_BENCH_HELLOWORLD_TLS
 
 log "running the comparison"
 cargo bench -p micro-tests --bench compare

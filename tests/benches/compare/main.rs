@@ -20,6 +20,7 @@
 //! | `BENCH_ONLY` | workloads to run, comma separated (`unary,bidi,broker,discovery,tls`) | all |
 //! | `BENCH_GO` | go-micro versions to compare, comma separated (`v5,v4`) | `v5,v4` |
 //! | `MICRO_BENCH_HELLOWORLD` | our server binary | `target/dist/helloworld`, else `helloworld` next to this bench's `deps/` |
+//! | `MICRO_BENCH_HELLOWORLD_TLS` | our server binary built with the `tls` feature (the TLS workload) | `helloworld-tls` next to `MICRO_BENCH_HELLOWORLD` |
 //! | `MICRO_GO_PEERS_V5`, `MICRO_GO_PEERS_V4` | directories of the go-micro peer programs | built with `scripts/build-go-peers.sh` |
 //!
 //! The same binary is also every Rust-side child process: run with a role as the

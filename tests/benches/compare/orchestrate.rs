@@ -96,6 +96,8 @@ pub(crate) struct Env {
     /// This binary: the Rust-side roles.
     pub(crate) exe: PathBuf,
     pub(crate) helloworld: PathBuf,
+    /// Our server built with the `tls` feature (the TLS workload's).
+    pub(crate) helloworld_tls: PathBuf,
     pub(crate) go_dirs: BTreeMap<Stack, PathBuf>,
     /// etcd's `host:port`.
     pub(crate) etcd: String,
@@ -179,7 +181,7 @@ fn helloworld_binary(exe: &std::path::Path) -> Res<PathBuf> {
         .find(|p| p.exists())
         .ok_or_else(|| {
             "the helloworld example is not built: run `bash scripts/bench.sh`, or \
-             `cargo build --profile dist -p examples --features etcd,consul,tls --bin helloworld` first (or set \
+             `cargo build --profile dist -p examples --features etcd,consul --bin helloworld` first (or set \
              MICRO_BENCH_HELLOWORLD)"
                 .into()
         })
@@ -263,7 +265,11 @@ pub(crate) async fn start_server(env: &Env, s: Stack, tls: bool) -> Res<Server> 
     let name = format!("bench.{}{}", s.slug(), if tls { "-tls" } else { "" });
     let mut cmd = match s {
         Stack::Micro => {
-            let mut cmd = Command::new(&env.helloworld);
+            let mut cmd = Command::new(if tls {
+                &env.helloworld_tls
+            } else {
+                &env.helloworld
+            });
             cmd.env("MICRO_REGISTRY", "etcd")
                 .env("MICRO_REGISTRY_ADDRESS", &env.etcd)
                 .env("MICRO_SERVER_NAME", &name)
@@ -303,6 +309,9 @@ pub(crate) async fn run() -> Res<()> {
     let settings = Settings::from_env()?;
     let exe = std::env::current_exe()?;
     let helloworld = helloworld_binary(&exe)?;
+    let helloworld_tls = std::env::var_os("MICRO_BENCH_HELLOWORLD_TLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| helloworld.with_file_name("helloworld-tls"));
     let logs = tempfile::Builder::new().prefix("micro-bench-").tempdir()?;
     let go_dirs = pin_programs(go_dirs(&settings.go)?, logs.path())?;
     eprintln!(
@@ -320,6 +329,7 @@ pub(crate) async fn run() -> Res<()> {
         settings,
         exe,
         helloworld,
+        helloworld_tls,
         go_dirs,
         etcd,
         tls: TlsFiles::new(logs.path())?,
