@@ -9,7 +9,7 @@
 # Settings (environment): BENCH_SECS (seconds per measured run, default 3),
 # BENCH_ROUNDS (default 2), BENCH_CALLERS (default 1,16,64), BENCH_SUBSCRIBERS
 # (default 1,8), BENCH_PUBLISHERS (default 32), BENCH_DISCOVERY_ROUNDS (default
-# 100), BENCH_ONLY (unary,bidi,broker,discovery), BENCH_GO (v5,v4).
+# 100), BENCH_ONLY (unary,bidi,broker,discovery,tls), BENCH_GO (v5,v4).
 # With the defaults a run takes about five minutes on 2 cores once built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,11 +24,16 @@ MICRO_GO_PEERS_V4="$(printf '%s\n' "$peers" | sed -n 's/^v4=//p')"
 MICRO_GO_PEERS_V5="$(printf '%s\n' "$peers" | sed -n 's/^v5=//p')"
 export MICRO_GO_PEERS_V4 MICRO_GO_PEERS_V5
 
-log "building the helloworld example server (profile dist: release with fat LTO)"
-cargo build --profile dist -p examples --features etcd,consul --bin helloworld
+log "building the helloworld example server (profile dist: release with fat LTO), with and without TLS"
 target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+# The TLS workload's server has the tls feature; the others are built without it,
+# as a service that does not use TLS is (its code is not even compiled in).
+cargo build --profile dist -p examples --features etcd,consul,tls --bin helloworld
+cp "$target_dir/dist/helloworld" "$target_dir/dist/helloworld-tls"
+cargo build --profile dist -p examples --features etcd,consul --bin helloworld
 MICRO_BENCH_HELLOWORLD="$target_dir/dist/helloworld"
-export MICRO_BENCH_HELLOWORLD
+MICRO_BENCH_HELLOWORLD_TLS="$target_dir/dist/helloworld-tls"
+export MICRO_BENCH_HELLOWORLD MICRO_BENCH_HELLOWORLD_TLS
 
 log "running the comparison"
 cargo bench -p micro-tests --bench compare

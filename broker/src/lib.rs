@@ -85,6 +85,44 @@ pub struct Event {
     pub topic: String,
     /// The message.
     pub message: Message,
+    /// How it arrived (the publisher's identity, with TLS).
+    info: EventInfo,
+}
+
+/// What a broker knows about how an event arrived.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct EventInfo {
+    #[cfg(feature = "tls")]
+    peer: Option<std::sync::Arc<micro_tls::PeerIdentity>>,
+}
+
+impl Event {
+    /// An event on `topic`.
+    pub fn new(topic: impl Into<String>, message: Message) -> Self {
+        Event {
+            topic: topic.into(),
+            message,
+            info: EventInfo::default(),
+        }
+    }
+
+    /// The identity the publisher proved with its client certificate when the event
+    /// was delivered over mutual TLS (an [`HttpBroker`] with a client CA); `None`
+    /// otherwise.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn peer_identity(&self) -> Option<&std::sync::Arc<micro_tls::PeerIdentity>> {
+        self.info.peer.as_ref()
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn with_peer(
+        mut self,
+        peer: Option<std::sync::Arc<micro_tls::PeerIdentity>>,
+    ) -> Self {
+        self.info.peer = peer;
+        self
+    }
 }
 
 /// What a handler returns; an error is logged (the HTTP broker, like go-micro's,
@@ -215,6 +253,9 @@ pub enum Error {
     /// A message could not be encoded or decoded.
     #[error("invalid message: {0}")]
     Invalid(String),
+    /// The TLS configuration could not be loaded.
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 /// `Result` with the broker [`Error`].

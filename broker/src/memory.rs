@@ -335,10 +335,7 @@ impl Broker for MemoryBroker {
         }
         let c = &self.inner.counters;
         c.published.fetch_add(1, Ordering::Relaxed);
-        let event = Event {
-            topic: topic.to_owned(),
-            message: msg,
-        };
+        let event = Event::new(topic, msg);
         for candidates in targets {
             let mut sent = candidates
                 .iter()

@@ -21,6 +21,14 @@
 //! | `MICRO_CLIENT_DIAL_TIMEOUT` | how long connecting may take (no go-micro variable) | `5s` |
 //! | `MICRO_CLIENT_POOL_SIZE` | idle connections kept per address | 100 |
 //! | `MICRO_CLIENT_POOL_TTL` | Go duration or seconds | `1m` |
+//! | `MICRO_TLS_CERT`, `MICRO_TLS_KEY` | PEM files: this service's certificate and key; the server (transport and HTTP broker) serves TLS with them, the client presents them for mutual TLS (feature `tls`) | none: plain |
+//! | `MICRO_TLS_CA` | PEM file: the CA servers' certificates are verified against (feature `tls`) | the system's roots |
+//! | `MICRO_TLS_CLIENT_CA` | PEM file: require client certificates from this CA, mutual TLS (feature `tls`) | none |
+//! | `MICRO_TLS_INSECURE` | `true`: do not verify servers' certificates, logged as a warning (feature `tls`; go-micro v6's name) | `false` |
+//! | `MICRO_TLS_SELF_SIGNED` | `true`: serve a self-signed certificate made at start, for development (feature `tls`) | `false` |
+//! | `MICRO_TLS_SERVER_NAME` | name servers' certificates are verified against (feature `tls`) | the dialled host |
+//! | `MICRO_TLS_DIAL_ALL` | `true`: dial every node with TLS, not only those registered `secure=true` (feature `tls`) | `false` |
+//! | `MICRO_TLS_RELOAD_INTERVAL` | seconds between checks of the certificate files (feature `tls`) | 5 |
 //!
 //! Values that do not parse are errors, never silently ignored.
 
@@ -69,6 +77,10 @@ pub struct Config {
     pub client_pool_size: Option<usize>,
     /// `MICRO_CLIENT_POOL_TTL`.
     pub client_pool_ttl: Option<Duration>,
+    /// `MICRO_TLS_*` (see [`micro_tls::TlsOptions::from_env`]); `None` when none is set.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub tls: Option<micro_tls::TlsOptions>,
 }
 
 impl Config {
@@ -141,6 +153,9 @@ impl Config {
             client_pool_ttl: s("MICRO_CLIENT_POOL_TTL")
                 .map(|v| duration("MICRO_CLIENT_POOL_TTL", &v))
                 .transpose()?,
+            #[cfg(feature = "tls")]
+            tls: micro_tls::TlsOptions::from_vars(&get)
+                .map_err(|e| Error::Config(e.to_string()))?,
         })
     }
 }

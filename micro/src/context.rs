@@ -28,6 +28,30 @@ struct Inner {
     deadline: Option<Instant>,
     /// The connection's addresses, shared by every call on it.
     addrs: Option<Arc<(String, String)>>,
+    peer: Peer,
+}
+
+/// The identity the caller proved with its certificate, when there is one (only
+/// with the `tls` feature).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Peer(#[cfg(feature = "tls")] Option<Arc<micro_tls::PeerIdentity>>);
+
+impl Peer {
+    /// The client certificate's identity on `socket` (mutual TLS).
+    pub(crate) fn of_socket(_socket: &dyn micro_transport::Socket) -> Self {
+        #[cfg(feature = "tls")]
+        return Peer(_socket.peer_identity());
+        #[cfg(not(feature = "tls"))]
+        Peer()
+    }
+
+    /// The publisher's identity of a broker event (HTTP broker with mutual TLS).
+    pub(crate) fn of_event(_event: &micro_broker::Event) -> Self {
+        #[cfg(feature = "tls")]
+        return Peer(_event.peer_identity().cloned());
+        #[cfg(not(feature = "tls"))]
+        Peer()
+    }
 }
 
 impl Context {
@@ -43,8 +67,28 @@ impl Context {
                 metadata,
                 deadline,
                 addrs,
+                peer: Peer::default(),
             }),
         }
+    }
+
+    /// The context with the caller's certificate identity (set right after `new`).
+    pub(crate) fn with_peer(mut self, peer: Peer) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.peer = peer,
+            None => tracing::debug!("peer identity set on a shared context; ignored"),
+        }
+        self
+    }
+
+    /// The identity the caller proved with its client certificate (subject, SANs,
+    /// SPIFFE ID), when the server requires client certificates (mutual TLS: a
+    /// transport or HTTP broker with a client CA); `None` otherwise. For
+    /// authorization rules.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn peer_identity(&self) -> Option<&micro_tls::PeerIdentity> {
+        self.inner.peer.0.as_deref()
     }
 
     /// Every header of the request, plus `Local` and `Remote` (the connection's

@@ -25,6 +25,7 @@
 //! |---|---|---|
 //! | `etcd` | [`etcd`]: the etcd registry (`MICRO_REGISTRY=etcd`) | `protoc` and Google's well-known `.proto` files (Debian `protobuf-compiler`, `libprotobuf-dev`) |
 //! | `consul` | [`consul`]: the Consul registry (`MICRO_REGISTRY=consul`) | nothing |
+//! | `tls` | [`tls`]: TLS and mutual TLS for the transport, the HTTP broker and the client (`MICRO_TLS_*`) | nothing |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -64,7 +65,15 @@ pub use micro_etcd as etcd;
 #[cfg_attr(docsrs, doc(cfg(feature = "consul")))]
 pub use micro_consul as consul;
 
-/// The README's example, compiled as a doc test.
+/// TLS options, configurations and peer identities (crate `micro-tls`), with the
+/// `tls` feature: see [`ServiceBuilder::tls`].
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use micro_tls as tls;
+
+/// The README's examples, compiled as doc tests. Its TLS examples need the `tls`
+/// feature, so the README is checked with it (`cargo test -p micro --features tls`,
+/// and every `--all-features` run).
 #[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "tls"))]
 pub struct ReadmeDoctests;

@@ -248,6 +248,8 @@ pub struct ServiceBuilder {
     hooks: Hooks,
     /// The first error of a builder call, reported by [`build`](Self::build).
     error: Option<Error>,
+    #[cfg(feature = "tls")]
+    tls: Option<micro_tls::TlsOptions>,
 }
 
 impl ServiceBuilder {
@@ -268,6 +270,8 @@ impl ServiceBuilder {
             subscribers: Vec::new(),
             hooks: Hooks::default(),
             error: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -313,15 +317,19 @@ impl ServiceBuilder {
             self.server_opts = self.server_opts.register_interval(v);
         }
         if let Some(t) = c.transport.as_deref() {
-            self.transport = Some(match t {
-                "http" => Arc::new(HttpTransport::new()),
-                "memory" => Arc::new(MemoryTransport::new()),
+            self.transport = match t {
+                "http" => None, // the default, with TLS if asked for
+                "memory" => Some(Arc::new(MemoryTransport::new())),
                 other => {
                     return Err(Error::Config(format!(
                         "unknown transport {other:?} (http, memory)"
                     )));
                 }
-            });
+            };
+        }
+        #[cfg(feature = "tls")]
+        if let Some(t) = c.tls {
+            self.tls = Some(t);
         }
         if let Some(b) = c.broker.as_deref() {
             match b {
@@ -482,6 +490,20 @@ impl ServiceBuilder {
         self
     }
 
+    /// TLS for the default transport, HTTP broker and client (see
+    /// [`micro::tls`](crate::tls)): with a certificate the server and the broker's
+    /// subscribers serve TLS (mutual TLS with a client CA) and register
+    /// `secure=true`; the client dials such nodes with TLS, verifying them against
+    /// the CA (or the system's roots), and presents the certificate when asked.
+    /// A transport or broker given to the builder keeps its own settings.
+    /// Default: none (`MICRO_TLS_*` with [`from_env`](Self::from_env)).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(mut self, tls: micro_tls::TlsOptions) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The broker. Default: an [`HttpBroker`] on the registry.
     pub fn broker(mut self, b: Arc<dyn Broker>) -> Self {
         self.broker = Some(b);
@@ -584,15 +606,23 @@ impl ServiceBuilder {
         let registry = self
             .registry
             .unwrap_or_else(|| Arc::new(MemoryRegistry::new()));
-        let transport = self
-            .transport
-            .unwrap_or_else(|| Arc::new(HttpTransport::new()));
+        let http = HttpTransport::new();
+        #[cfg(feature = "tls")]
+        let http = match &self.tls {
+            Some(t) => http.tls(t.clone()),
+            None => http,
+        };
+        let transport = self.transport.unwrap_or_else(|| Arc::new(http));
         let broker: Arc<dyn Broker> = match self.broker {
             Some(b) => b,
             None => {
                 let mut o = HttpBrokerOptions::new().registry(registry.clone());
                 if let Some(a) = &self.broker_address {
                     o = o.address(a.clone());
+                }
+                #[cfg(feature = "tls")]
+                if let Some(t) = &self.tls {
+                    o = o.tls(t.clone());
                 }
                 Arc::new(HttpBroker::with_options(o))
             }
@@ -616,8 +646,14 @@ impl ServiceBuilder {
         let (client, rpc_client): (Arc<dyn Client>, _) = match self.client {
             Some(c) => (c, None),
             None => {
-                let mut o = self
-                    .client_opts
+                #[cfg(feature = "tls")]
+                let o = match self.tls {
+                    Some(t) => self.client_opts.tls(t),
+                    None => self.client_opts,
+                };
+                #[cfg(not(feature = "tls"))]
+                let o = self.client_opts;
+                let mut o = o
                     .transport(transport)
                     .codecs(self.codecs)
                     .registry(registry.clone())

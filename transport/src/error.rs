@@ -71,6 +71,17 @@ pub enum Error {
         limit: u64,
     },
 
+    /// TLS failed with `addr`: the handshake was refused (certificate not trusted,
+    /// expired, for another name; no client certificate where one is required), or
+    /// the peer does not speak TLS.
+    #[error("tls with {addr}: {reason}")]
+    Tls {
+        /// The peer's address.
+        addr: String,
+        /// What failed, in rustls's words.
+        reason: String,
+    },
+
     /// An address could not be understood.
     #[error("invalid address {addr:?}: {reason}")]
     InvalidAddress {
@@ -102,6 +113,7 @@ impl Error {
                 | Error::Io(_)
                 | Error::Status { .. }
                 | Error::Malformed(_)
+                | Error::Tls { .. }
                 | Error::InvalidAddress { .. }
         )
     }

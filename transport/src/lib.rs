@@ -15,7 +15,8 @@
 //!
 //! [`Pool`] keeps idle client sockets per address for reuse by unary calls.
 //!
-//! This crate stands alone: it knows nothing about registries, codecs or RPC.
+//! This crate stands alone: it knows nothing about registries, codecs or RPC. Its
+//! `tls` feature (off by default) adds TLS and mutual TLS with `micro-tls`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -36,6 +37,10 @@ pub use header::{Header, canonical};
 pub use http::{HttpTransport, HttpTransportOptions};
 pub use limits::Limits;
 pub use memory::MemoryTransport;
+/// The TLS options and configurations the transport takes (crate `micro-tls`).
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use micro_tls as tls;
 pub use pool::{Pool, PoolOptions, Pooled};
 
 /// One message: headers and an opaque body.
@@ -60,15 +65,55 @@ impl Message {
 /// Options for [`Transport::dial`].
 #[derive(Clone, Debug)]
 pub struct DialOptions {
-    /// How long connecting may take. Default: 5 s (go-micro's `DefaultDialTimeout`).
+    /// How long connecting may take (the TLS handshake, if any, gets as long again).
+    /// Default: 5 s (go-micro's `DefaultDialTimeout`).
     pub connect_timeout: Duration,
+    /// Dial with TLS, verifying the server as the configuration says. Default:
+    /// `None`, plain TCP. A [`DialTls`] can only be made with the `tls` feature;
+    /// transports without TLS ignore it.
+    pub tls: Option<DialTls>,
 }
 
 impl Default for DialOptions {
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(5),
+            tls: None,
         }
+    }
+}
+
+impl DialOptions {
+    /// Whether a dial with these options uses TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+}
+
+/// The TLS side of a dial: a client configuration (with the `tls` feature, made
+/// from a `micro_tls::ClientTls` with `From`); the server is verified against the
+/// name `ClientTls::server_name` gives for the dialled address.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DialTls {
+    #[cfg(feature = "tls")]
+    client: micro_tls::ClientTls,
+}
+
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+impl From<micro_tls::ClientTls> for DialTls {
+    fn from(client: micro_tls::ClientTls) -> Self {
+        DialTls { client }
+    }
+}
+
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+impl DialTls {
+    /// The client configuration.
+    pub fn client(&self) -> &micro_tls::ClientTls {
+        &self.client
     }
 }
 
@@ -97,6 +142,11 @@ pub trait Transport: Send + Sync + 'static {
 pub trait Listener: Send + Sync {
     /// The address the listener is bound to (`host:port` with the real port).
     fn addr(&self) -> String;
+
+    /// Whether accepted connections speak TLS. Default: false.
+    fn is_secure(&self) -> bool {
+        false
+    }
 
     /// Waits for the next inbound connection.
     ///
@@ -130,4 +180,18 @@ pub trait Socket: Send + Sync {
     /// Whether the connection is still usable, checked without blocking: false once
     /// the peer closed it or the socket failed. The pool uses this before reuse.
     fn is_open(&self) -> bool;
+
+    /// Whether the connection runs over TLS. Default: false.
+    fn is_secure(&self) -> bool {
+        false
+    }
+
+    /// The identity the peer proved with its certificate: on a server socket the
+    /// client's (mutual TLS), on a client socket the server's. Default: `None` (no
+    /// TLS, or no certificate).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    fn peer_identity(&self) -> Option<std::sync::Arc<micro_tls::PeerIdentity>> {
+        None
+    }
 }

@@ -3,7 +3,9 @@
 //! Works like go-micro's pool: a LIFO stack of idle connections per address, a
 //! connection older than the TTL (age since dial, not idle time) is closed instead of
 //! reused, and a released connection is closed when its address already holds `size`
-//! idle ones. Unlike go-micro, a connection the peer has closed is never handed out
+//! idle ones. Plain and TLS connections to one address are kept apart: a call that
+//! dials with TLS ([`DialOptions::is_tls`]) only ever gets a TLS connection back,
+//! and a plain call a plain one. Unlike go-micro, a connection the peer has closed is never handed out
 //! ([`Socket::is_open`] is checked), the pool is keyed by the address as dialled (so
 //! host names pool too), and a [`Pooled`] that is dropped without
 //! [`release`](Pooled::release) is closed, so a cancelled call never returns a
@@ -92,7 +94,8 @@ struct Inner {
 
 #[derive(Default)]
 struct Idle {
-    by_addr: HashMap<String, Vec<IdleConn>>,
+    /// Plain connections by address, then TLS ones.
+    by_addr: [HashMap<String, Vec<IdleConn>>; 2],
     /// Empty stacks are dropped when the map grows past this many addresses.
     prune_at: usize,
 }
@@ -109,7 +112,7 @@ impl Pool {
     /// A pool dialling through `transport`.
     pub fn new(transport: Arc<dyn Transport>, opts: PoolOptions) -> Self {
         let idle = Idle {
-            by_addr: HashMap::new(),
+            by_addr: Default::default(),
             prune_at: PRUNE_MIN,
         };
         Self {
@@ -133,28 +136,26 @@ impl Pool {
     /// Cancelling the future while it dials abandons the dial; nothing is left open.
     pub async fn get(&self, addr: &str, opts: &DialOptions) -> Result<Pooled> {
         let ttl = self.inner.opts.ttl;
+        let tls = opts.is_tls();
         loop {
-            let candidate = self
-                .inner
-                .idle
-                .lock()
-                .by_addr
+            let candidate = self.inner.idle.lock().by_addr[usize::from(tls)]
                 .get_mut(addr)
                 .and_then(Vec::pop);
             let Some(conn) = candidate else { break };
             if conn.created.elapsed() < ttl && conn.socket.is_open() {
-                return Ok(self.pooled(addr, conn.socket, conn.created, true));
+                return Ok(self.pooled(addr, tls, conn.socket, conn.created, true));
             }
             tracing::trace!(addr, "closing stale pooled connection");
             // dropping the socket closes it
         }
         let socket = self.inner.transport.dial(addr, opts).await?;
-        Ok(self.pooled(addr, socket, Instant::now(), false))
+        Ok(self.pooled(addr, tls, socket, Instant::now(), false))
     }
 
     fn pooled(
         &self,
         addr: &str,
+        tls: bool,
         socket: Box<dyn Socket>,
         created: Instant,
         reused: bool,
@@ -162,20 +163,30 @@ impl Pool {
         Pooled {
             socket: Some(socket),
             addr: addr.to_owned(),
+            tls,
             created,
             reused,
             pool: self.inner.clone(),
         }
     }
 
-    /// Idle connections kept for `addr`.
+    /// Idle connections kept for `addr`, plain and TLS.
     pub fn idle_count(&self, addr: &str) -> usize {
-        self.inner.idle.lock().by_addr.get(addr).map_or(0, Vec::len)
+        let idle = self.inner.idle.lock();
+        idle.by_addr
+            .iter()
+            .map(|m| m.get(addr).map_or(0, Vec::len))
+            .sum()
     }
 
     /// Idle connections kept for all addresses.
     pub fn idle_total(&self) -> usize {
-        self.inner.idle.lock().by_addr.values().map(Vec::len).sum()
+        let idle = self.inner.idle.lock();
+        idle.by_addr
+            .iter()
+            .flat_map(|m| m.values())
+            .map(Vec::len)
+            .sum()
     }
 
     /// Closes every idle connection. Connections in use are unaffected.
@@ -197,21 +208,22 @@ impl fmt::Debug for Pool {
 
 impl Inner {
     /// Keeps `socket` for reuse if there is room; otherwise it is closed.
-    fn put(&self, addr: &mut String, socket: Box<dyn Socket>, created: Instant) {
+    fn put(&self, addr: &mut String, tls: bool, socket: Box<dyn Socket>, created: Instant) {
         if self.opts.size == 0 || created.elapsed() >= self.opts.ttl || !socket.is_open() {
             return;
         }
         let rejected = {
             let mut idle = self.idle.lock();
             let idle = &mut *idle;
-            let stack = match idle.by_addr.get_mut(addr.as_str()) {
+            let by_addr = &mut idle.by_addr[usize::from(tls)];
+            let stack = match by_addr.get_mut(addr.as_str()) {
                 Some(stack) => stack,
                 None => {
-                    if idle.by_addr.len() >= idle.prune_at {
-                        idle.by_addr.retain(|_, stack| !stack.is_empty());
-                        idle.prune_at = PRUNE_MIN.max(idle.by_addr.len() * 2);
+                    if by_addr.len() >= idle.prune_at {
+                        by_addr.retain(|_, stack| !stack.is_empty());
+                        idle.prune_at = PRUNE_MIN.max(by_addr.len() * 2);
                     }
-                    idle.by_addr.entry(std::mem::take(addr)).or_default()
+                    by_addr.entry(std::mem::take(addr)).or_default()
                 }
             };
             if stack.len() >= self.opts.size {
@@ -233,6 +245,7 @@ impl Inner {
 pub struct Pooled {
     socket: Option<Box<dyn Socket>>,
     addr: String,
+    tls: bool,
     created: Instant,
     reused: bool,
     pool: Arc<Inner>,
@@ -254,6 +267,11 @@ impl Pooled {
         self.created
     }
 
+    /// Whether it was dialled with TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
     /// Whether it came from the idle stack rather than a new dial.
     pub fn is_reused(&self) -> bool {
         self.reused
@@ -263,7 +281,8 @@ impl Pooled {
     /// past the TTL, no longer open, or its address already holds `size` idle ones.
     pub fn release(mut self) {
         if let Some(socket) = self.socket.take() {
-            self.pool.put(&mut self.addr, socket, self.created);
+            self.pool
+                .put(&mut self.addr, self.tls, socket, self.created);
         }
     }
 
@@ -291,6 +310,7 @@ impl fmt::Debug for Pooled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pooled")
             .field("addr", &self.addr)
+            .field("tls", &self.tls)
             .field("created", &self.created)
             .field("reused", &self.reused)
             .finish()

@@ -123,6 +123,7 @@ async fn huge_timeouts_mean_no_deadline() {
     let server = serve(listener, common::echo);
     let dial = DialOptions {
         connect_timeout: Duration::MAX,
+        ..DialOptions::default()
     };
     let client = within(transport.dial(&server.addr, &dial)).await.unwrap();
     // the body arrives in two pieces, so the header and body timers are armed too

@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::subs::{BROADCAST_VERSION, Removed, SERVICE_NAME};
 use super::{
-    CLOSED, CONNECTED, Conn, Core, HttpBroker, addr, client, publish, retry, server, stats, wire,
+    CLOSED, CONNECTED, Conn, Core, HttpBroker, addr, client, conn, publish, retry, server, stats,
+    wire,
 };
 use crate::{Broker, Error, Handler, Message, Result, SubscribeOptions, Subscription};
 
@@ -34,6 +35,17 @@ impl Broker for HttpBroker {
             source,
         })?;
         let address = addr::advertise(bound, core.opts.advertise.as_deref());
+        #[cfg(feature = "tls")]
+        let tls = conn::Tls(match core.opts.tls.as_ref().filter(|t| t.serves_tls()) {
+            Some(t) => Some(Arc::new(
+                t.server(&[micro_tls::ALPN_HTTP1])
+                    .map_err(|e| Error::Tls(e.to_string()))?,
+            )),
+            None => None,
+        });
+        #[cfg(not(feature = "tls"))]
+        let tls = conn::Tls::default();
+        core.table.write().secure = tls.is_some();
         let cache = Cache::with_options(core.opts.registry.clone(), core.opts.cache.clone());
         *core.conn.write() = Some(Conn {
             cache,
@@ -43,14 +55,14 @@ impl Broker for HttpBroker {
         let cancel = CancellationToken::new();
         let heartbeat = cancel.child_token();
         life.tasks = vec![
-            tokio::spawn(server::serve(listener, core.clone(), cancel.clone())),
+            tokio::spawn(server::serve(listener, core.clone(), tls, cancel.clone())),
             tokio::spawn(core.clone().heartbeat(heartbeat.clone())),
             tokio::spawn(retry::run(core.clone(), cancel.clone())),
         ];
         life.cancel = Some(cancel);
         life.heartbeat = Some(heartbeat);
         core.phase.store(CONNECTED, Ordering::Release);
-        tracing::debug!(%address, %bound, id = %core.id, "http broker connected");
+        tracing::debug!(%address, %bound, id = %core.id, secure = core.table.read().secure, "http broker connected");
         Ok(())
     }
 

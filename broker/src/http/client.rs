@@ -1,4 +1,5 @@
-//! Sending one delivery: `POST http://<node address>/?id=<node id>`.
+//! Sending one delivery: `POST http://<node address>/?id=<node id>`, or `https://`
+//! for nodes whose metadata says `secure=true` (with the `tls` feature).
 
 use std::time::Duration;
 
@@ -14,8 +15,19 @@ use micro_registry::Node;
 use super::HttpBrokerOptions;
 use super::wire::query_escape;
 
-/// The pooled HTTP/1.1 client deliveries go through.
-pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
+#[cfg(not(feature = "tls"))]
+type Connector = HttpConnector;
+#[cfg(feature = "tls")]
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// The pooled HTTP/1.1 client deliveries go through (plain and TLS connections
+/// pool apart, by scheme).
+#[derive(Clone)]
+pub(crate) struct HttpClient {
+    inner: Client<Connector, Full<Bytes>>,
+    /// `Ok` when https deliveries can be made, else why not.
+    https: Result<(), String>,
+}
 
 /// How much of an answer's body is read (to log it and keep the connection
 /// reusable); go-micro subscribers answer with an empty body.
@@ -30,12 +42,58 @@ pub(crate) fn new_client(opts: &HttpBrokerOptions) -> HttpClient {
     conn.set_connect_timeout(Some(opts.connect_timeout));
     conn.set_nodelay(true);
     conn.set_keepalive(Some(Duration::from_secs(30)));
-    Client::builder(TokioExecutor::new())
+    #[cfg(not(feature = "tls"))]
+    let (conn, https) = (
+        conn,
+        Err("https subscribers are not supported (build micro-broker with the tls feature)".into()),
+    );
+    #[cfg(feature = "tls")]
+    let (conn, https) = https_connector(conn, opts);
+    let inner = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(64)
         .http1_title_case_headers(true)
-        .build(conn)
+        .build(conn);
+    HttpClient { inner, https }
+}
+
+/// A connector for `http` and `https`, verifying subscribers as the broker's TLS
+/// options say (the system's roots when none are given). If no client
+/// configuration can be built, https deliveries fail with the reason.
+#[cfg(feature = "tls")]
+fn https_connector(
+    mut conn: HttpConnector,
+    opts: &HttpBrokerOptions,
+) -> (Connector, Result<(), String>) {
+    conn.enforce_http(false);
+    let tls = opts.tls.clone().unwrap_or_default();
+    let (config, https) = match tls.client() {
+        Ok(c) => (c, Ok(())),
+        Err(e) => {
+            tracing::warn!(error = %e, "http broker: https subscribers cannot be reached");
+            // never used for https: deliveries check `https` first
+            let unused = micro_tls::TlsOptions::new().insecure_skip_verify(true);
+            #[allow(clippy::expect_used)] // fixed inputs: the ring provider, safe defaults
+            let unused = unused
+                .client()
+                .expect("a configuration without files builds");
+            (unused, Err(format!("no TLS client configuration: {e}")))
+        }
+    };
+    let mut rustls_config = (**config.config()).clone();
+    rustls_config.alpn_protocols.clear(); // the connector sets http/1.1
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(rustls_config)
+        .https_or_http();
+    let connector = match config.fixed_server_name() {
+        Some(name) => builder
+            .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name.clone()))
+            .enable_http1()
+            .wrap_connector(conn),
+        None => builder.enable_http1().wrap_connector(conn),
+    };
+    (connector, https)
 }
 
 /// How one attempt ended.
@@ -60,10 +118,15 @@ pub(crate) async fn post(
     body: Bytes,
     timeout: Duration,
 ) -> Outcome {
-    if node.metadata.get("secure").is_some_and(|s| s == "true") {
-        return Outcome::Unsupported("https subscribers are not supported".into());
+    let secure = node.metadata.get("secure").is_some_and(|s| s == "true");
+    if secure {
+        if let Err(why) = &client.https {
+            return Outcome::Unsupported(why.clone());
+        }
     }
-    let uri = match format!("http://{}/?id={}", node.address, query_escape(&node.id)).parse::<Uri>()
+    let scheme = if secure { "https" } else { "http" };
+    let uri = match format!("{scheme}://{}/?id={}", node.address, query_escape(&node.id))
+        .parse::<Uri>()
     {
         Ok(u) if u.authority().is_some_and(|a| a.as_str() == node.address) && u.path() == "/" => u,
         _ => return Outcome::Unsupported(format!("bad subscriber address {:?}", node.address)),
@@ -79,7 +142,7 @@ pub(crate) async fn post(
         Err(e) => return Outcome::Unsupported(format!("bad request for {:?}: {e}", node.address)),
     };
     let attempt = async {
-        let resp = match client.request(req).await {
+        let resp = match client.inner.request(req).await {
             Ok(r) => r,
             Err(e) => return Outcome::Failed(chain(&e)),
         };

@@ -75,13 +75,32 @@ impl Drop for Busy {
     }
 }
 
+/// The server's TLS configuration, if it serves TLS (always none without the
+/// `tls` feature).
+#[derive(Clone, Default)]
+pub(crate) struct Tls(#[cfg(feature = "tls")] pub(crate) Option<Arc<micro_tls::ServerTls>>);
+
+impl Tls {
+    pub(crate) fn is_some(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.0.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+}
+
+/// The identity a client proved with its certificate (nothing without the `tls`
+/// feature).
+#[derive(Clone, Default)]
+pub(super) struct Peer(#[cfg(feature = "tls")] pub(super) Option<Arc<micro_tls::PeerIdentity>>);
+
 /// The socket, noting when the first byte of a request head arrives.
-struct Watched {
-    io: TcpStream,
+struct Watched<S> {
+    io: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -97,7 +116,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -131,11 +150,45 @@ impl AsyncWrite for Watched {
 /// `cancel` fires (then requests in progress finish and the connection closes).
 pub(super) async fn serve(
     stream: TcpStream,
+    tls: Tls,
+    core: Arc<Core>,
+    cancel: CancellationToken,
+    permit: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    #[cfg(feature = "tls")]
+    if let Some(tls) = tls.0 {
+        let timeout = super::server::or_forever(core.opts.limits.header_read_timeout);
+        let handshake = micro_tls::accept(stream, &tls, timeout);
+        let stream = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = handshake => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(error = %e, "http broker: tls handshake failed");
+                    return;
+                }
+            },
+        };
+        let peer = micro_tls::PeerIdentity::from_chain(stream.get_ref().1.peer_certificates())
+            .map(Arc::new);
+        return serve_io(stream, Peer(peer), core, cancel, permit).await;
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = tls;
+    serve_io(stream, Peer::default(), core, cancel, permit).await
+}
+
+/// Serves HTTP/1.1 on an established stream (TCP, or TLS after the handshake).
+async fn serve_io<S>(
+    stream: S,
+    peer: Peer,
     core: Arc<Core>,
     cancel: CancellationToken,
     _permit: OwnedSemaphorePermit,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let limits = &core.opts.limits;
     let (header_timeout, idle_timeout) = (
         super::server::or_forever(limits.header_read_timeout),
@@ -151,8 +204,9 @@ pub(super) async fn serve(
     let svc = service_fn(move |req| {
         let core = core.clone();
         let busy = Busy::new(&a);
+        let peer = peer.clone();
         async move {
-            let resp = handle(&core, req).await;
+            let resp = handle(&core, req, peer).await;
             drop(busy);
             Ok::<_, Infallible>(resp)
         }

@@ -39,7 +39,8 @@ pub use subs::{BROADCAST_VERSION, SERVICE_NAME};
 /// Each subscription is registered (TTL 60 s, renewed every 30 s by a task of the
 /// broker) as one node of the service `micro.http.broker`, version = the queue
 /// name or `ff.http.broadcast`, node metadata `{"broker":"http","secure":"false",
-/// "topic":<topic>}`, address = the advertised address. Broadcast subscriptions of
+/// "topic":<topic>}` (`"secure":"true"` when the broker serves TLS), address = the
+/// advertised address. Broadcast subscriptions of
 /// one broker to one topic share the node `<topic>-<broker id>`; each queue group
 /// of a topic gets its own node `<topic>-<uuid>` (go-micro uses one node id for
 /// both, so in registries keyed by node id, etcd and Consul, its broadcast and
@@ -55,7 +56,7 @@ pub use subs::{BROADCAST_VERSION, SERVICE_NAME};
 /// counted), `404` when it has no such node for the topic (go-micro answers `200`
 /// and drops the event; Go publishers ignore the status either way, ours try
 /// another queue member), `405` for other methods, `413` for bodies over
-/// [`max_body`](HttpBrokerOptions::max_body), `500` for unreadable or malformed
+/// [`Limits::max_body_size`](micro_transport::Limits::max_body_size), `500` for unreadable or malformed
 /// bodies and a missing `Micro-Topic` header (go-micro's error JSON). Several
 /// subscriptions of one queue group in one process therefore share its events,
 /// as they do between processes.
@@ -95,8 +96,10 @@ pub use subs::{BROADCAST_VERSION, SERVICE_NAME};
 ///   an inbox and re-sends it, possibly twice, on later publishes); the caller
 ///   decides. A registry failure with nothing cached fails with
 ///   [`Error::Registry`], the event not kept either.
-/// * Subscribers with `secure == "true"` (go-micro's TLS broker) are not supported:
-///   their deliveries are dropped with a warning.
+/// * Subscribers with `secure == "true"` (go-micro's `Secure` broker, or ours with
+///   TLS) get their events over https, the subscriber's certificate verified as
+///   `HttpBrokerOptions::tls` says (by default against the system's roots).
+///   Without the `tls` feature their deliveries are dropped with a warning.
 ///
 /// [`stats`](HttpBroker::stats) exposes counters of all of the above.
 ///

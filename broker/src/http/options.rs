@@ -45,6 +45,8 @@ pub struct HttpBrokerOptions {
     pub(crate) cache: CacheOptions,
     pub(crate) limits: Limits,
     pub(crate) shutdown_grace: Duration,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<micro_tls::TlsOptions>,
 }
 
 impl Default for HttpBrokerOptions {
@@ -65,6 +67,8 @@ impl Default for HttpBrokerOptions {
             cache: CacheOptions::default().empty_grace(Duration::ZERO),
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(5),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -87,7 +91,7 @@ impl fmt::Debug for HttpBrokerOptions {
             .field("cache", &self.cache)
             .field("limits", &self.limits)
             .field("shutdown_grace", &self.shutdown_grace)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -95,6 +99,21 @@ impl HttpBrokerOptions {
     /// The defaults.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// TLS, both ways. With a certificate (or self-signed mode) the broker serves its
+    /// subscribers over https and registers them with `secure=true`, as go-micro's
+    /// `Secure` broker does; with a client CA it requires publishers' certificates
+    /// (mutual TLS) and hands their identity to handlers
+    /// ([`Event::peer_identity`](crate::Event::peer_identity)). Deliveries to
+    /// subscribers registered with `secure=true` go over https, verified as these
+    /// options say. Default: none: plain subscribers, and https deliveries verified
+    /// against the system's trusted roots.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(mut self, tls: micro_tls::TlsOptions) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// The defaults, with the listen address taken from `MICRO_BROKER_ADDRESS` when

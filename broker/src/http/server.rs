@@ -30,7 +30,12 @@ pub(crate) fn or_forever(d: Option<Duration>) -> Duration {
 /// Accepts connections until `cancel` fires, then lets them finish for the
 /// shutdown grace and closes what is left. Every connection task belongs to this
 /// task: when it ends (or is aborted) none is left.
-pub(crate) async fn serve(listener: TcpListener, core: Arc<Core>, cancel: CancellationToken) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    core: Arc<Core>,
+    tls: conn::Tls,
+    cancel: CancellationToken,
+) {
     let limit = Arc::new(Semaphore::new(core.opts.limits.max_connections.max(1)));
     let mut conns = JoinSet::new();
     let mut accept_errors: u32 = 0;
@@ -50,7 +55,13 @@ pub(crate) async fn serve(listener: TcpListener, core: Arc<Core>, cancel: Cancel
                     let _ = stream.try_write(OVER_LIMIT);
                     continue;
                 };
-                conns.spawn(conn::serve(stream, core.clone(), cancel.clone(), permit));
+                conns.spawn(conn::serve(
+                    stream,
+                    tls.clone(),
+                    core.clone(),
+                    cancel.clone(),
+                    permit,
+                ));
             }
             Err(e) => {
                 // Out of descriptors and the like: pause instead of spinning.
@@ -84,7 +95,11 @@ pub(crate) async fn serve(listener: TcpListener, core: Arc<Core>, cancel: Cancel
 
 /// Answers one request, as go-micro's broker handler does (plus `413` for
 /// oversized bodies and `404` for deliveries to a node this broker does not have).
-pub(super) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub(super) async fn handle(
+    core: &Core,
+    req: Request<Incoming>,
+    _peer: conn::Peer,
+) -> Response<Full<Bytes>> {
     if req.method() != Method::POST {
         let mut body = wire::error_json(400, "Method not allowed", "Bad Request");
         body.push('\n');
@@ -138,10 +153,9 @@ pub(super) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full
         );
     };
     inc(&core.stats.received);
-    let event = Event {
-        topic,
-        message: msg,
-    };
+    let event = Event::new(topic, msg);
+    #[cfg(feature = "tls")]
+    let event = event.with_peer(_peer.0);
     let failures = if handlers.len() == 1 {
         usize::from(!run_handler(&handlers[0], event).await)
     } else {

@@ -30,6 +30,8 @@ pub(crate) struct NodeEntry {
 pub(crate) struct Table {
     nodes: HashMap<String, NodeEntry>,
     by_key: HashMap<(String, Option<String>), String>,
+    /// Whether the broker's server speaks TLS (node metadata `secure`).
+    pub(crate) secure: bool,
 }
 
 /// What [`Table::remove`] left behind.
@@ -71,7 +73,7 @@ impl Table {
             .or_insert_with(|| NodeEntry {
                 topic: topic.to_owned(),
                 queue: queue.map(str::to_owned),
-                service: record(&node_id, address, topic, queue),
+                service: record(&node_id, address, topic, queue, self.secure),
                 subs: Vec::new(),
                 next: AtomicUsize::new(0),
             });
@@ -129,9 +131,15 @@ impl Table {
 }
 
 /// The registry record of a subscription node, as go-micro's broker writes it.
-pub(crate) fn record(node_id: &str, address: &str, topic: &str, queue: Option<&str>) -> Service {
+pub(crate) fn record(
+    node_id: &str,
+    address: &str,
+    topic: &str,
+    queue: Option<&str>,
+    secure: bool,
+) -> Service {
     let mut metadata = Metadata::new();
-    metadata.insert("secure".into(), "false".into());
+    metadata.insert("secure".into(), secure.to_string());
     metadata.insert("broker".into(), "http".into());
     metadata.insert("topic".into(), topic.into());
     Service {

@@ -18,11 +18,69 @@ use crate::wire;
 pub(crate) struct Conns {
     pub(crate) pool: Pool,
     pub(crate) dial: DialOptions,
+    /// How nodes serving TLS are dialled.
+    pub(crate) secure: SecureDial,
     /// The `Micro-Id` counter.
     pub(crate) seq: AtomicU64,
 }
 
+/// How nodes that serve TLS are dialled.
+pub(crate) struct SecureDial {
+    /// The dial options with TLS, or why there are none.
+    dial: Result<DialOptions, String>,
+    /// Dial every node with TLS.
+    pub(crate) all: bool,
+}
+
+impl SecureDial {
+    /// No TLS configuration: secure nodes cannot be called.
+    #[cfg_attr(feature = "tls", allow(dead_code))]
+    pub(crate) fn none() -> Self {
+        SecureDial {
+            dial: Err("the node serves TLS; build micro with the tls feature to call it".into()),
+            all: false,
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn new(plain: &DialOptions, tls: Option<&micro_tls::TlsOptions>) -> Self {
+        let opts = tls.cloned().unwrap_or_default();
+        let dial = match opts.client() {
+            Ok(c) => Ok(DialOptions {
+                tls: Some(c.into()),
+                ..plain.clone()
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "client: no TLS configuration; nodes serving TLS cannot be called");
+                Err(format!(
+                    "the node serves TLS and the client has no TLS configuration: {e}"
+                ))
+            }
+        };
+        SecureDial {
+            dial,
+            all: opts.dials_all(),
+        }
+    }
+}
+
 impl Conns {
+    /// The dial options for `target`: with TLS for secure nodes.
+    fn dial_for(&self, target: &CallTarget) -> Result<&DialOptions, CallError> {
+        if !target.secure {
+            return Ok(&self.dial);
+        }
+        self.secure.dial.as_ref().map_err(|why| {
+            CallError::new(
+                CallErrorKind::Connect,
+                RpcError::internal(
+                    wire::CLIENT_TRANSPORT_ID,
+                    format!("connection error: {}: {why}", target.address),
+                ),
+            )
+        })
+    }
+
     pub(crate) fn next_id(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
@@ -40,15 +98,12 @@ impl Conns {
         retryable: bool,
     ) -> Result<Reply, CallError> {
         let msg = request_message(req, budget, self.next_id());
+        let dial = self.dial_for(target)?;
         let run = async {
             for fresh in [false, true] {
-                let conn = self
-                    .pool
-                    .get(&target.address, &self.dial)
-                    .await
-                    .map_err(|e| {
-                        CallError::transport(CallErrorKind::Connect, "connection error", e)
-                    })?;
+                let conn = self.pool.get(&target.address, dial).await.map_err(|e| {
+                    CallError::transport(CallErrorKind::Connect, "connection error", e)
+                })?;
                 let stale_ok = conn.is_reused() && !fresh;
                 if let Err(e) = conn.socket().send(&msg).await {
                     // Not sent whole: the server cannot have run it.
@@ -96,8 +151,9 @@ impl Conns {
         req: &ClientRequest,
         deadline: Option<Instant>,
     ) -> Result<RawStream, CallError> {
+        let dial = self.dial_for(target)?;
         let socket = transport
-            .dial(&target.address, &self.dial)
+            .dial(&target.address, dial)
             .await
             .map_err(|e| CallError::transport(CallErrorKind::Connect, "connection error", e))?;
         RawStream::open(socket, req, self.next_id(), deadline).await

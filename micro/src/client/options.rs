@@ -49,6 +49,8 @@ pub struct ClientOptions {
     pub(crate) broker: Option<Arc<dyn micro_broker::Broker>>,
     pub(crate) layers: Vec<StoredLayer>,
     pub(crate) attempt_layers: Vec<StoredLayer>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<micro_tls::TlsOptions>,
 }
 
 impl Default for ClientOptions {
@@ -68,6 +70,8 @@ impl Default for ClientOptions {
             broker: None,
             layers: Vec::new(),
             attempt_layers: Vec::new(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -168,6 +172,20 @@ impl ClientOptions {
     /// timeouts.
     pub fn retryable(mut self, on: bool) -> Self {
         self.retryable = on;
+        self
+    }
+
+    /// How nodes that serve TLS are dialled: the CA (or system roots) their
+    /// certificates are verified against, the client certificate presented for
+    /// mutual TLS, and whether every node is dialled with TLS
+    /// ([`dial_all`](micro_tls::TlsOptions::dial_all)). Nodes whose registry record
+    /// says `secure=true` are dialled with TLS, others in plain TCP, on separate
+    /// pooled connections. Default: secure nodes verified against the system's
+    /// trusted roots, no client certificate.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(mut self, tls: micro_tls::TlsOptions) -> Self {
+        self.tls = Some(tls);
         self
     }
 

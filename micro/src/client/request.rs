@@ -55,6 +55,9 @@ pub struct CallTarget {
     pub node_id: String,
     /// The node's address.
     pub address: String,
+    /// Whether the node is dialled with TLS: its metadata says `secure=true`, or the
+    /// client dials every node with TLS (`TlsOptions::dial_all`, feature `tls`).
+    pub secure: bool,
 }
 
 impl CallTarget {

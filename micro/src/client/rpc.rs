@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
 
 use super::Client;
-use super::attempt::Conns;
+use super::attempt::{Conns, SecureDial};
 use super::error::{CallError, CallErrorKind};
 use super::layer::{self, BoxClientService};
 use super::options::ClientOptions;
@@ -81,13 +81,19 @@ impl RpcClient {
         };
         let dial = DialOptions {
             connect_timeout: opts.dial_timeout,
+            ..DialOptions::default()
         };
+        #[cfg(feature = "tls")]
+        let secure = SecureDial::new(&dial, opts.tls.as_ref());
+        #[cfg(not(feature = "tls"))]
+        let secure = SecureDial::none();
         let core = Arc::new(Core {
             selector,
             own_selector,
             conns: Conns {
                 pool: Pool::new(opts.transport.clone(), opts.pool),
                 dial,
+                secure,
                 seq: AtomicU64::new(0),
             },
             transport: opts.transport,
@@ -356,6 +362,7 @@ impl Core {
             return Ok(CallTarget {
                 node_id: String::new(),
                 address: (*addr).clone(),
+                secure: self.conns.secure.all,
             });
         }
         let mut sel = SelectOptions::new();
@@ -380,6 +387,8 @@ impl Core {
         Ok(CallTarget {
             node_id: node.id.clone(),
             address: node.address.clone(),
+            secure: self.conns.secure.all
+                || node.metadata.get("secure").is_some_and(|s| s == "true"),
         })
     }
 

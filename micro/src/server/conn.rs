@@ -203,7 +203,8 @@ impl Dispatch {
         let TransportMessage { mut header, body } = msg;
         // go-micro's servers put the connection's addresses in the metadata
         wire::set_addresses(&mut header, addrs);
-        let ctx = Context::new(header, deadline, Some(addrs.clone()));
+        let ctx = Context::new(header, deadline, Some(addrs.clone()))
+            .with_peer(crate::context::Peer::of_socket(&**socket));
 
         match &route.func {
             EndpointFn::Unary(f) => match guarded(f(ctx, codec, body), deadline).await {

@@ -221,9 +221,14 @@ impl RpcServer {
         Ok(())
     }
 
-    fn node(&self, address: String) -> Node {
+    /// The registry node; `secure`: the listener serves TLS (metadata `secure=true`,
+    /// which our clients dial with TLS and go-micro's ignore).
+    fn node(&self, address: String, secure: bool) -> Node {
         let o = &self.inner.opts;
         let mut metadata = o.metadata.clone();
+        if secure {
+            metadata.insert("secure".into(), "true".into());
+        }
         metadata.insert("transport".into(), o.transport.name().into());
         metadata.insert("broker".into(), o.broker_name.clone());
         metadata.insert("server".into(), "mucp".into());
@@ -398,10 +403,10 @@ impl RpcServer {
         let service = register::service_record(
             &o.name,
             &o.version,
-            self.node(advertised.clone()),
+            self.node(advertised.clone(), listener.is_secure()),
             endpoints,
         );
-        tracing::info!(service = %o.name, listen = %bound, transport = o.transport.name(), "server listening");
+        tracing::info!(service = %o.name, listen = %bound, transport = o.transport.name(), tls = listener.is_secure(), "server listening");
 
         // Accept first: a caller that discovers the node right after it registers
         // is served at once, not left in the listen backlog.
@@ -508,7 +513,8 @@ async fn subscribe_all(
         let handler = handler_fn(move |event: micro_broker::Event| {
             let (subs, t) = (subs.clone(), t.clone());
             async move {
-                subs.dispatch(&t, to_transport(event.message))
+                let peer = crate::context::Peer::of_event(&event);
+                subs.dispatch_from(&t, to_transport(event.message), peer)
                     .await
                     .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
             }

@@ -25,6 +25,7 @@ use micro_transport::{Header, Message as TransportMessage};
 use super::conn::EventSink;
 use super::handler::{BoxFuture, Message};
 use crate::codec::{Codecs, DEFAULT_CONTENT_TYPE};
+use crate::context::Peer;
 use crate::describe::describe;
 use crate::wire::{self, SERVER_ID};
 use crate::{Context, RpcError};
@@ -167,13 +168,23 @@ impl Subscribers {
         topic: &str,
         msg: TransportMessage,
     ) -> Result<(), RpcError> {
+        self.dispatch_from(topic, msg, Peer::default()).await
+    }
+
+    /// [`dispatch`](Self::dispatch) of an event whose publisher proved `peer`.
+    pub(crate) async fn dispatch_from(
+        &self,
+        topic: &str,
+        msg: TransportMessage,
+        peer: Peer,
+    ) -> Result<(), RpcError> {
         let Some(subs) = self.by_topic.get(topic) else {
             return Err(RpcError::not_found(
                 SERVER_ID,
                 format!("no subscriber for topic {topic}"),
             ));
         };
-        let ctx = Context::new(msg.header.clone(), None, None);
+        let ctx = Context::new(msg.header.clone(), None, None).with_peer(peer);
         let mut errors = Vec::new();
         for s in subs {
             if let Err(e) = (s.func)(ctx.clone(), &self.codecs, &msg).await {

@@ -1,6 +1,7 @@
 //! Side-by-side benchmark of micro and go-micro (v5 and v4): unary calls at several
 //! concurrencies, one bidirectional stream, HTTP broker delivery, server memory and
-//! etcd discovery latency, with a bare hyper echo as the ceiling. Every server and
+//! etcd discovery latency, with a bare hyper echo as the ceiling, and unary calls
+//! over TLS next to plain (micro and go-micro v5). Every server and
 //! every load generator is a separate process; the stacks are measured in
 //! alternation (A B A B), and the run ends with one `target ...` line per goal.
 //!
@@ -16,9 +17,10 @@
 //! | `BENCH_SUBSCRIBERS` | broker subscriber counts | `1,8` |
 //! | `BENCH_PUBLISHERS` | concurrent publishers in the broker runs | 32 |
 //! | `BENCH_DISCOVERY_ROUNDS` | register/deregister rounds per discovery run | 100 |
-//! | `BENCH_ONLY` | workloads to run, comma separated (`unary,bidi,broker,discovery`) | all |
+//! | `BENCH_ONLY` | workloads to run, comma separated (`unary,bidi,broker,discovery,tls`) | all |
 //! | `BENCH_GO` | go-micro versions to compare, comma separated (`v5,v4`) | `v5,v4` |
 //! | `MICRO_BENCH_HELLOWORLD` | our server binary | `target/dist/helloworld`, else `helloworld` next to this bench's `deps/` |
+//! | `MICRO_BENCH_HELLOWORLD_TLS` | our server binary built with the `tls` feature (the TLS workload) | `helloworld-tls` next to `MICRO_BENCH_HELLOWORLD` |
 //! | `MICRO_GO_PEERS_V5`, `MICRO_GO_PEERS_V4` | directories of the go-micro peer programs | built with `scripts/build-go-peers.sh` |
 //!
 //! The same binary is also every Rust-side child process: run with a role as the
@@ -33,6 +35,7 @@ mod orchestrate;
 mod procs;
 mod pubsub;
 mod report;
+mod tls;
 mod workloads;
 
 use std::process::ExitCode;

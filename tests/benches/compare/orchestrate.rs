@@ -73,7 +73,7 @@ impl Settings {
             subscribers: env_nums("BENCH_SUBSCRIBERS", "1,8")?,
             publishers: env_num("BENCH_PUBLISHERS", 32usize)?.max(1),
             discovery_rounds: env_num("BENCH_DISCOVERY_ROUNDS", 100usize)?.max(1),
-            only: env_list("BENCH_ONLY", "unary,bidi,broker,discovery"),
+            only: env_list("BENCH_ONLY", "unary,bidi,broker,discovery,tls"),
             go,
         })
     }
@@ -96,10 +96,49 @@ pub(crate) struct Env {
     /// This binary: the Rust-side roles.
     pub(crate) exe: PathBuf,
     pub(crate) helloworld: PathBuf,
+    /// Our server built with the `tls` feature (the TLS workload's).
+    pub(crate) helloworld_tls: PathBuf,
     pub(crate) go_dirs: BTreeMap<Stack, PathBuf>,
     /// etcd's `host:port`.
     pub(crate) etcd: String,
     pub(crate) logs: PathBuf,
+    /// The TLS workload's CA and server certificate.
+    pub(crate) tls: TlsFiles,
+}
+
+/// PEM files of a CA made for the run and of a server certificate it signed
+/// (for 127.0.0.1), used by both stacks' TLS servers and clients.
+pub(crate) struct TlsFiles {
+    pub(crate) ca: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+}
+
+impl TlsFiles {
+    fn new(dir: &std::path::Path) -> Res<TlsFiles> {
+        let ca = micro_tls::testing::TestCa::new("bench");
+        let (cert, key) = ca
+            .issue("bench", &["127.0.0.1", "localhost"])
+            .write(dir, "server")?;
+        Ok(TlsFiles {
+            ca: ca.write(dir, "ca")?,
+            cert,
+            key,
+        })
+    }
+
+    /// The Go peers' flags: the CA to verify with, the server's certificate.
+    pub(crate) fn go_args(&self) -> Vec<String> {
+        let p = |p: &PathBuf| p.display().to_string();
+        vec![
+            "--tls-ca".into(),
+            p(&self.ca),
+            "--tls-cert".into(),
+            p(&self.cert),
+            "--tls-key".into(),
+            p(&self.key),
+        ]
+    }
 }
 
 impl Env {
@@ -220,21 +259,34 @@ pub(crate) struct Server {
     pub(crate) target: String,
 }
 
-async fn start_server(env: &Env, s: Stack) -> Res<Server> {
-    let name = format!("bench.{}", s.slug());
+/// Starts the server of stack `s`, serving TLS when `tls` (ours from
+/// `MICRO_TLS_CERT`/`_KEY`, go-micro's with a `Secure` transport and TLS config).
+pub(crate) async fn start_server(env: &Env, s: Stack, tls: bool) -> Res<Server> {
+    let name = format!("bench.{}{}", s.slug(), if tls { "-tls" } else { "" });
     let mut cmd = match s {
         Stack::Micro => {
-            let mut cmd = Command::new(&env.helloworld);
+            let mut cmd = Command::new(if tls {
+                &env.helloworld_tls
+            } else {
+                &env.helloworld
+            });
             cmd.env("MICRO_REGISTRY", "etcd")
                 .env("MICRO_REGISTRY_ADDRESS", &env.etcd)
                 .env("MICRO_SERVER_NAME", &name)
                 .env("MICRO_SERVER_ADDRESS", "127.0.0.1:0")
                 .env("MICRO_BROKER_ADDRESS", "127.0.0.1:0");
+            if tls {
+                cmd.env("MICRO_TLS_CERT", &env.tls.cert)
+                    .env("MICRO_TLS_KEY", &env.tls.key);
+            }
             cmd
         }
         Stack::GoV5 | Stack::GoV4 => {
             let mut cmd = env.go_cmd(s, "server", None)?;
             cmd.args(["--name", &name, "--server_address", "127.0.0.1:0"]);
+            if tls {
+                cmd.args(env.tls.go_args());
+            }
             cmd
         }
         Stack::Hyper => {
@@ -243,7 +295,8 @@ async fn start_server(env: &Env, s: Stack) -> Res<Server> {
             cmd
         }
     };
-    let mut child = Child::spawn(&format!("server-{}", s.slug()), &env.logs, &mut cmd)?;
+    let label = format!("server-{}{}", s.slug(), if tls { "-tls" } else { "" });
+    let mut child = Child::spawn(&label, &env.logs, &mut cmd)?;
     let ready = child.ready(Duration::from_secs(30)).await?;
     let target = match s {
         Stack::Hyper => ready,
@@ -256,6 +309,9 @@ pub(crate) async fn run() -> Res<()> {
     let settings = Settings::from_env()?;
     let exe = std::env::current_exe()?;
     let helloworld = helloworld_binary(&exe)?;
+    let helloworld_tls = std::env::var_os("MICRO_BENCH_HELLOWORLD_TLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| helloworld.with_file_name("helloworld-tls"));
     let logs = tempfile::Builder::new().prefix("micro-bench-").tempdir()?;
     let go_dirs = pin_programs(go_dirs(&settings.go)?, logs.path())?;
     eprintln!(
@@ -273,8 +329,10 @@ pub(crate) async fn run() -> Res<()> {
         settings,
         exe,
         helloworld,
+        helloworld_tls,
         go_dirs,
         etcd,
+        tls: TlsFiles::new(logs.path())?,
         logs: logs.path().to_owned(),
     };
     let mut results = Results {
@@ -287,18 +345,26 @@ pub(crate) async fn run() -> Res<()> {
     let mut all = env.settings.stacks();
     all.push(Stack::Hyper);
     for s in all {
-        servers.insert(s, start_server(&env, s).await?);
+        servers.insert(s, start_server(&env, s, false).await?);
     }
+    let mut tls_servers = if env.settings.runs("tls") {
+        crate::tls::servers(&env).await?
+    } else {
+        BTreeMap::new()
+    };
     tokio::time::sleep(Duration::from_secs(2)).await;
     for (s, srv) in &servers {
         results.rss.entry(*s).or_default().idle = srv.child.pid().and_then(rss_kib);
     }
 
-    let outcome = workloads::run_all(&env, &servers, &mut results).await;
+    let outcome = workloads::run_all(&env, &servers, &tls_servers, &mut results).await;
     for (s, srv) in &servers {
         results.rss.entry(*s).or_default().after = srv.child.pid().and_then(rss_kib);
     }
-    for (_, srv) in std::mem::take(&mut servers) {
+    for (_, srv) in std::mem::take(&mut servers)
+        .into_iter()
+        .chain(std::mem::take(&mut tls_servers))
+    {
         srv.child.stop(Duration::from_secs(10)).await;
     }
     drop(etcd_server);

@@ -91,6 +91,8 @@ pub(crate) struct Results {
     pub(crate) broker: BTreeMap<(usize, Stack), Vec<Broker>>,
     pub(crate) rss: BTreeMap<Stack, Rss>,
     pub(crate) discovery: BTreeMap<Stack, Vec<Discovery>>,
+    /// Unary at 16 callers in the TLS workload: (stack, over TLS).
+    pub(crate) tls: BTreeMap<(Stack, bool), Vec<Load>>,
     pub(crate) failures: Vec<String>,
 }
 
@@ -127,6 +129,15 @@ fn mib(k: Option<u64>) -> String {
 impl Results {
     fn unary_med(&self, callers: usize, s: Stack) -> Option<(f64, f64, f64)> {
         let v = self.unary.get(&(callers, s))?;
+        Some((
+            med(v, |l| l.per_sec)?,
+            med(v, |l| l.p50_us)?,
+            med(v, |l| l.p99_us)?,
+        ))
+    }
+
+    fn tls_med(&self, s: Stack, secure: bool) -> Option<(f64, f64, f64)> {
+        let v = self.tls.get(&(s, secure))?;
         Some((
             med(v, |l| l.per_sec)?,
             med(v, |l| l.p50_us)?,
@@ -272,6 +283,35 @@ impl Results {
                 ms(|d| d.down_p99)
             );
         }
+        if !self.tls.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n== unary Helloworld.Call at {} callers over TLS (1.3, ECDSA P-256, server verified against the run's CA, pooled connections) next to plain, in alternation (median of {r} rounds) ==",
+                crate::tls::CALLERS
+            );
+            let _ = writeln!(
+                o,
+                "{:<18} {:<6} {:>10} {:>10} {:>10} {:>7} {:>14} {:>9}",
+                "stack", "", "calls/s", "p50 us", "p99 us", "errors", "srv CPU us/call", "vs plain"
+            );
+            for (&(s, secure), v) in &self.tls {
+                let Some((rate, p50, p99)) = self.tls_med(s, secure) else {
+                    continue;
+                };
+                let errors: u64 = v.iter().map(|l| l.errors).sum();
+                let vs = self
+                    .tls_med(s, false)
+                    .map(|(p, _, _)| format!("{:.2}x", rate / p))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    o,
+                    "{:<18} {:<6} {rate:>10.0} {p50:>10.1} {p99:>10.1} {errors:>7} {:>14} {vs:>9}",
+                    s.label(),
+                    if secure { "TLS" } else { "plain" },
+                    cpu_col(v)
+                );
+            }
+        }
         if !self.failures.is_empty() {
             let _ = writeln!(o, "\n== failed runs (left out of the medians) ==");
             for f in &self.failures {
@@ -350,6 +390,28 @@ impl Results {
                 "x",
                 ">=3x",
                 &|v| v >= 3.0,
+            );
+        }
+        if !self.tls.is_empty() {
+            let rate = |s, secure| self.tls_med(s, secure).map(|m| m.0);
+            // What TLS costs us: the share of plain calls/s lost.
+            line(
+                "tls_cost_16",
+                ratio(rate(Stack::Micro, true), rate(Stack::Micro, false)).map(|r| 1.0 - r),
+                "%",
+                "<=15%",
+                &|v| v <= 0.15,
+            );
+            // Ahead of go-micro with TLS by at least the factor we are ahead in
+            // plain text, both measured in the same rounds.
+            let plain = ratio(rate(Stack::Micro, false), rate(Stack::GoV5, false));
+            let goal = plain.map_or_else(|| "n/a".to_owned(), |p| format!(">={p:.2}x"));
+            line(
+                "tls_throughput_16_vs_go_v5_tls",
+                ratio(rate(Stack::Micro, true), rate(Stack::GoV5, true)),
+                "x",
+                &goal,
+                &|v| plain.is_some_and(|p| v >= p),
             );
         }
         o

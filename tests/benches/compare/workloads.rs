@@ -20,6 +20,7 @@ const BROKER_DRAIN_LIMIT: Duration = Duration::from_secs(60);
 pub(crate) async fn run_all(
     env: &Env,
     servers: &BTreeMap<Stack, Server>,
+    tls_servers: &BTreeMap<Stack, Server>,
     r: &mut Results,
 ) -> Res<()> {
     let s = &env.settings;
@@ -36,6 +37,9 @@ pub(crate) async fn run_all(
         if s.runs("discovery") {
             discovery(env, r, round).await?;
         }
+        if s.runs("tls") {
+            crate::tls::run(env, servers, tls_servers, r, round).await?;
+        }
     }
     Ok(())
 }
@@ -48,7 +52,7 @@ fn num(v: &Value, key: &str) -> Res<f64> {
 
 /// Spawns a load generator, samples `watch`'s RSS every 100 ms while it runs, and
 /// parses its result line.
-async fn run_load(
+pub(crate) async fn run_load(
     env: &Env,
     name: &str,
     cmd: &mut Command,
@@ -92,7 +96,7 @@ async fn run_load(
     Ok((load, max_rss))
 }
 
-fn note(r: &mut Results, what: String, outcome: Res<()>) {
+pub(crate) fn note(r: &mut Results, what: String, outcome: Res<()>) {
     if let Err(e) = outcome {
         eprintln!("[bench] {what} FAILED: {e}");
         r.failures.push(format!("{what}: {e}"));

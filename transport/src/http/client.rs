@@ -45,6 +45,23 @@ impl ClientSocket {
                 });
             }
         };
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &opts.tls {
+            let handshake = super::tls::connect(stream, addr, tls.client(), topts);
+            let conn = match tokio::time::timeout(opts.connect_timeout, handshake).await {
+                Ok(conn) => conn?,
+                Err(_) => {
+                    return Err(Error::Tls {
+                        addr: addr.to_owned(),
+                        reason: format!("no TLS handshake within {:?}", opts.connect_timeout),
+                    });
+                }
+            };
+            return Ok(Self {
+                conn,
+                host: addr.to_owned(),
+            });
+        }
         let conn = Conn::new(stream, topts).map_err(|source| Error::Connect {
             addr: addr.to_owned(),
             source,
@@ -225,6 +242,16 @@ impl Socket for ClientSocket {
     /// for a new call (a stream's next `recv` still reads them).
     fn is_open(&self) -> bool {
         self.conn.is_open(true)
+    }
+
+    /// The server's identity, from the certificate it proved (TLS only).
+    #[cfg(feature = "tls")]
+    fn peer_identity(&self) -> Option<std::sync::Arc<micro_tls::PeerIdentity>> {
+        self.conn.peer.clone()
+    }
+
+    fn is_secure(&self) -> bool {
+        self.conn.is_secure()
     }
 }
 

@@ -10,14 +10,15 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWrite;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Mutex, Notify};
 use tokio::time::{Instant, Sleep};
 
 use super::HttpTransportOptions;
 use super::codec::{ChunkedDecoder, Framing};
+use super::io::{ReadIo, WriteIo};
 use crate::{Error, Result};
 
 /// Read buffer size: a typical RPC message fits in one read.
@@ -135,7 +136,7 @@ impl LazyDeadline {
 /// The read half and its buffer of received, not yet consumed bytes.
 #[derive(Debug)]
 pub(crate) struct Reader {
-    pub(crate) io: Option<OwnedReadHalf>,
+    pub(crate) io: Option<ReadIo>,
     pub(crate) buf: BytesMut,
     /// One timer for all reads of the connection: moving a registered timer's deadline
     /// later is a single atomic operation, where a fresh timer per read would take the
@@ -194,7 +195,7 @@ impl Reader {
 
     /// Tries one read without waiting.
     pub(crate) fn probe(&mut self) -> Probe {
-        let Some(io) = self.io.as_ref() else {
+        let Some(io) = self.io.as_mut() else {
             return Probe::Gone;
         };
         self.buf.reserve(256);
@@ -307,7 +308,7 @@ pub(crate) fn unexpected_eof() -> Error {
 /// The write half and a buffer reused for every message head.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    pub(crate) io: Option<OwnedWriteHalf>,
+    pub(crate) io: Option<WriteIo>,
     pub(crate) buf: BytesMut,
 }
 
@@ -317,12 +318,16 @@ impl Writer {
     pub(crate) async fn write_with_body(&mut self, body: &[u8]) -> Result<()> {
         let Writer { io, buf } = self;
         let io = io.as_mut().ok_or(Error::Closed)?;
-        let res = if body.len() <= COPY_BODY_MAX {
+        let mut res = if body.len() <= COPY_BODY_MAX {
             buf.extend_from_slice(body);
             io.write_all(buf).await
         } else {
             write_two(io, buf, body).await
         };
+        if res.is_ok() && io.buffers() {
+            // a TLS session may keep the last record until flushed
+            res = io.flush().await;
+        }
         if buf.capacity() > WRITE_BUF_KEEP {
             *buf = BytesMut::with_capacity(1024);
         } else {
@@ -340,8 +345,21 @@ impl Writer {
     }
 }
 
+/// Turns TCP_NODELAY on and returns the stream's (local, remote) addresses.
+pub(crate) fn addrs(stream: &TcpStream) -> io::Result<(String, String)> {
+    stream.set_nodelay(true)?;
+    Ok((
+        stream.local_addr()?.to_string(),
+        stream.peer_addr()?.to_string(),
+    ))
+}
+
 /// Writes `a` then `b` with vectored writes.
-async fn write_two(io: &mut OwnedWriteHalf, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
+async fn write_two<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    mut a: &[u8],
+    mut b: &[u8],
+) -> io::Result<()> {
     while !a.is_empty() || !b.is_empty() {
         let n = if a.is_empty() {
             io.write(b).await?
@@ -362,7 +380,7 @@ async fn write_two(io: &mut OwnedWriteHalf, mut a: &[u8], mut b: &[u8]) -> io::R
     Ok(())
 }
 
-/// A TCP connection split into independently locked halves.
+/// A connection (TCP, or TLS over TCP) split into independently locked halves.
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) reader: Mutex<Reader>,
@@ -371,16 +389,52 @@ pub(crate) struct Conn {
     pub(crate) opts: HttpTransportOptions,
     local: String,
     remote: String,
+    secure: bool,
+    /// The peer's verified certificate identity (TLS with a client certificate).
+    #[cfg(feature = "tls")]
+    pub(crate) peer: Option<std::sync::Arc<micro_tls::PeerIdentity>>,
 }
 
 impl Conn {
     /// Takes over `stream`: TCP_NODELAY on, addresses recorded once.
     pub(crate) fn new(stream: TcpStream, opts: HttpTransportOptions) -> io::Result<Self> {
-        stream.set_nodelay(true)?;
-        let local = stream.local_addr()?.to_string();
-        let remote = stream.peer_addr()?.to_string();
+        let (local, remote) = addrs(&stream)?;
         let (rd, wr) = stream.into_split();
-        Ok(Self {
+        Ok(Self::from_halves(
+            ReadIo::Tcp(rd),
+            WriteIo::Tcp(wr),
+            local,
+            remote,
+            opts,
+        ))
+    }
+
+    /// Takes over an established TLS session; `local` and `remote` come from
+    /// [`addrs`] on its TCP stream.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(
+        stream: super::io::TlsStream,
+        local: String,
+        remote: String,
+        opts: HttpTransportOptions,
+    ) -> Self {
+        let peer = micro_tls::PeerIdentity::from_chain(stream.get_ref().1.peer_certificates())
+            .map(std::sync::Arc::new);
+        let (rd, wr) = tokio::io::split(stream);
+        let mut conn = Self::from_halves(ReadIo::Tls(rd), WriteIo::Tls(wr), local, remote, opts);
+        conn.peer = peer;
+        conn.secure = true;
+        conn
+    }
+
+    fn from_halves(
+        rd: ReadIo,
+        wr: WriteIo,
+        local: String,
+        remote: String,
+        opts: HttpTransportOptions,
+    ) -> Self {
+        Self {
             reader: Mutex::new(Reader {
                 io: Some(rd),
                 buf: BytesMut::with_capacity(READ_CHUNK),
@@ -394,11 +448,19 @@ impl Conn {
             opts,
             local,
             remote,
-        })
+            secure: false,
+            #[cfg(feature = "tls")]
+            peer: None,
+        }
     }
 
     pub(crate) fn local_addr(&self) -> &str {
         &self.local
+    }
+
+    /// Whether the connection runs over TLS.
+    pub(crate) fn is_secure(&self) -> bool {
+        self.secure
     }
 
     pub(crate) fn remote_addr(&self) -> &str {

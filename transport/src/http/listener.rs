@@ -18,6 +18,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// The answer to a connection over the limit: it is closed right after.
 const OVER_LIMIT: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 33\r\nConnection: close\r\n\r\ntoo many connections to this node";
+/// Most TLS handshakes in progress at once; further connections wait in the
+/// kernel's accept queue.
+#[cfg(feature = "tls")]
+const MAX_HANDSHAKES: usize = 1024;
 
 /// A bound HTTP transport listener.
 #[derive(Debug)]
@@ -27,6 +31,8 @@ pub(crate) struct HttpListener {
     opts: HttpTransportOptions,
     /// Connections accepted and not closed yet.
     open: Arc<AtomicUsize>,
+    #[cfg(feature = "tls")]
+    tls: Option<Tls>,
 }
 
 /// One open connection, counted until it is dropped.
@@ -37,6 +43,16 @@ impl Drop for ConnSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// The TLS side of a listener: the configuration, and the handshakes in progress.
+/// They run as tasks of the listener (so a slow client never holds up the others)
+/// and are aborted when it is dropped.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+struct Tls {
+    config: std::sync::Arc<micro_tls::ServerTls>,
+    handshakes: tokio::sync::Mutex<tokio::task::JoinSet<Result<ServerSocket>>>,
 }
 
 impl HttpListener {
@@ -105,7 +121,90 @@ impl HttpListener {
             addr,
             opts,
             open: Arc::new(AtomicUsize::new(0)),
+            #[cfg(feature = "tls")]
+            tls: None,
         })
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn addr_str(&self) -> &str {
+        &self.addr
+    }
+
+    /// Serves TLS with `config` on every accepted connection.
+    #[cfg(feature = "tls")]
+    pub(crate) fn with_tls(mut self, config: micro_tls::ServerTls) -> Self {
+        self.tls = Some(Tls {
+            config: std::sync::Arc::new(config),
+            handshakes: Default::default(),
+        });
+        self
+    }
+
+    /// Accepts TCP connections and hands them to handshake tasks; returns the
+    /// first connection whose handshake succeeds. Failed handshakes are logged.
+    #[cfg(feature = "tls")]
+    async fn accept_tls(&self, tls: &Tls) -> Result<Box<dyn Socket>> {
+        let mut handshakes = tls.handshakes.lock().await;
+        let timeout = self
+            .opts
+            .limits
+            .header_read_timeout
+            .unwrap_or(Duration::from_secs(10));
+        let mut backoff = BACKOFF_START;
+        loop {
+            tokio::select! {
+                accepted = self.inner.accept(), if handshakes.len() < MAX_HANDSHAKES => {
+                    match accepted {
+                        Ok((stream, peer)) => {
+                            backoff = BACKOFF_START;
+                            let Some(slot) = self.slot() else {
+                                // Over the limit: closed before the handshake.
+                                tracing::debug!(%peer, limit = self.opts.limits.max_connections, "connection limit reached; closing");
+                                continue;
+                            };
+                            handshakes.spawn(super::tls::accept(stream, tls.config.clone(), self.opts, timeout, slot));
+                        }
+                        Err(e) => self.accept_failed(e, &mut backoff).await?,
+                    }
+                }
+                Some(done) = handshakes.join_next(), if !handshakes.is_empty() => match done {
+                    Ok(Ok(socket)) => return Ok(Box::new(socket)),
+                    Ok(Err(e)) => tracing::debug!(addr = %self.addr, error = %e, "tls handshake failed"),
+                    Err(e) => tracing::debug!(addr = %self.addr, error = %e, "tls handshake task ended"),
+                },
+            }
+        }
+    }
+
+    /// A place for one more connection, unless the listener holds its limit.
+    fn slot(&self) -> Option<ConnSlot> {
+        let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
+        let slot = ConnSlot(self.open.clone());
+        (open <= self.opts.limits.max_connections).then_some(slot)
+    }
+
+    /// Handles an accept failure: `Err` when the listener itself failed, else a
+    /// pause when resources ran out.
+    async fn accept_failed(&self, e: io::Error, backoff: &mut Duration) -> Result<()> {
+        if is_per_connection(&e) {
+            tracing::debug!(error = %e, "accept failed for one connection");
+            return Ok(());
+        }
+        if e.kind() == io::ErrorKind::InvalidInput {
+            // EINVAL: the socket is not listening any more
+            return Err(Error::Io(e));
+        }
+        // EMFILE, ENFILE, ENOBUFS, ENOMEM: wait for resources to come free
+        tracing::warn!(
+            addr = %self.addr,
+            error = %e,
+            retry_in = ?*backoff,
+            "accept failed, retrying"
+        );
+        tokio::time::sleep(*backoff).await;
+        *backoff = (*backoff * 2).min(BACKOFF_MAX);
+        Ok(())
     }
 }
 
@@ -168,22 +267,30 @@ impl Listener for HttpListener {
         self.addr.clone()
     }
 
+    fn is_secure(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
     async fn accept(&self) -> Result<Box<dyn Socket>> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return self.accept_tls(tls).await;
+        }
         let mut backoff = BACKOFF_START;
         loop {
             match self.inner.accept().await {
                 Ok((stream, peer)) => {
-                    let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
-                    let slot = ConnSlot(self.open.clone());
-                    if open > self.opts.limits.max_connections {
+                    let Some(slot) = self.slot() else {
                         // Over the limit: a clear answer (the request was not read,
                         // so a client may send it elsewhere), then the connection
                         // goes. A fresh socket's send buffer takes it without waiting.
                         tracing::debug!(%peer, limit = self.opts.limits.max_connections, "connection limit reached; answering 503");
                         let _ = stream.try_write(OVER_LIMIT);
-                        drop((stream, slot));
                         continue;
-                    }
+                    };
                     match ServerSocket::new(stream, self.opts, slot) {
                         Ok(socket) => return Ok(Box::new(socket)),
                         Err(e) => {
@@ -191,24 +298,7 @@ impl Listener for HttpListener {
                         }
                     }
                 }
-                Err(e) if is_per_connection(&e) => {
-                    tracing::debug!(error = %e, "accept failed for one connection");
-                }
-                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-                    // EINVAL: the socket is not listening any more
-                    return Err(Error::Io(e));
-                }
-                Err(e) => {
-                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: wait for resources to come free
-                    tracing::warn!(
-                        addr = %self.addr,
-                        error = %e,
-                        retry_in = ?backoff,
-                        "accept failed, retrying"
-                    );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
+                Err(e) => self.accept_failed(e, &mut backoff).await?,
             }
         }
     }

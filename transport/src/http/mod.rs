@@ -26,6 +26,16 @@
 //! so that the server loop can log it and drop the socket. `Listener::accept` never
 //! sees them.
 //!
+//! With the `tls` feature, `HttpTransport::tls` makes listeners serve TLS (and
+//! mutual TLS) with a `micro_tls::TlsOptions`, and
+//! [`DialOptions::tls`](crate::DialOptions::tls) dials with TLS; the framing inside
+//! is the same. Handshakes run concurrently (a silent or slow client holds up no
+//! other), each bounded by the header read timeout; a plain HTTP request on a TLS
+//! port gets Go's `400 Bad Request` ("Client sent an HTTP request to an HTTPS
+//! server.") and a TLS handshake on a plain port a `400` of the plain server, which a
+//! TLS client reports as [`Error::Tls`](crate::Error::Tls) ("the peer does not speak
+//! TLS"). `Socket::peer_identity` tells whom the peer's certificate names.
+//!
 //! ```
 //! use micro_transport::{DialOptions, HttpTransport, Message, Transport};
 //!
@@ -55,8 +65,11 @@
 mod client;
 mod codec;
 mod conn;
+mod io;
 mod listener;
 mod server;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::time::Duration;
 
@@ -102,6 +115,8 @@ impl HttpTransportOptions {
 #[derive(Clone, Debug, Default)]
 pub struct HttpTransport {
     opts: HttpTransportOptions,
+    #[cfg(feature = "tls")]
+    tls: Option<micro_tls::TlsOptions>,
 }
 
 impl HttpTransport {
@@ -112,7 +127,49 @@ impl HttpTransport {
 
     /// A transport with the given options.
     pub fn with_options(opts: HttpTransportOptions) -> Self {
-        Self { opts }
+        Self {
+            opts,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// Serves TLS on every listener, with the certificate (and, for mutual TLS, the
+    /// client CA) of `tls`: each `listen` loads them, and fails if they cannot be
+    /// loaded. Options that give no certificate (and no self-signed mode) leave
+    /// listeners plain. Dialling with TLS is chosen per dial
+    /// ([`DialOptions::tls`](crate::DialOptions::tls)). Default: no TLS.
+    ///
+    /// A listener serving TLS answers plain HTTP with Go's `400` ("Client sent an
+    /// HTTP request to an HTTPS server.") and closes the connection; handshakes run
+    /// concurrently, each bounded by the header read timeout, and a failed one is
+    /// logged and costs that connection only.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(mut self, tls: micro_tls::TlsOptions) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The TLS options given with [`tls`](Self::tls).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_options(&self) -> Option<&micro_tls::TlsOptions> {
+        self.tls.as_ref()
+    }
+
+    fn wrap(&self, listener: listener::HttpListener) -> Result<Box<dyn Listener>> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_ref().filter(|t| t.serves_tls()) {
+            let config = tls
+                .server(&[micro_tls::ALPN_HTTP1])
+                .map_err(|e| crate::Error::Tls {
+                    addr: listener.addr_str().to_owned(),
+                    reason: e.to_string(),
+                })?;
+            return Ok(Box::new(listener.with_tls(config)));
+        }
+        Ok(Box::new(listener))
     }
 
     /// The transport's options.
@@ -126,9 +183,7 @@ impl HttpTransport {
     ///
     /// Must be called from within a Tokio runtime; outside one it fails.
     pub fn listener_from_std(&self, listener: std::net::TcpListener) -> Result<Box<dyn Listener>> {
-        Ok(Box::new(listener::HttpListener::from_std(
-            listener, self.opts,
-        )?))
+        self.wrap(listener::HttpListener::from_std(listener, self.opts)?)
     }
 }
 
@@ -146,9 +201,7 @@ impl Transport for HttpTransport {
     /// free port of the range (go-micro v4). An empty host (`:8080`) listens on all
     /// IPv4 interfaces; use `[::]:8080` for IPv6.
     async fn listen(&self, addr: &str) -> Result<Box<dyn Listener>> {
-        Ok(Box::new(
-            listener::HttpListener::bind(addr, self.opts).await?,
-        ))
+        self.wrap(listener::HttpListener::bind(addr, self.opts).await?)
     }
 
     fn name(&self) -> &'static str {

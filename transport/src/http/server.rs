@@ -47,14 +47,18 @@ impl ServerSocket {
         opts: HttpTransportOptions,
         slot: ConnSlot,
     ) -> io::Result<Self> {
-        Ok(Self {
-            conn: Conn::new(stream, opts)?,
+        Ok(Self::from_conn(Conn::new(stream, opts)?, slot))
+    }
+
+    pub(crate) fn from_conn(conn: Conn, slot: ConnSlot) -> Self {
+        Self {
+            conn,
             connection: AtomicU8::new(ConnectionHeader::None as u8),
             unanswered: AtomicBool::new(false),
             born: Instant::now(),
             last_activity: AtomicU64::new(0),
             _slot: slot,
-        })
+        }
     }
 
     fn touch(&self) {
@@ -393,5 +397,14 @@ impl Socket for ServerSocket {
 
     fn is_open(&self) -> bool {
         self.conn.is_open(false)
+    }
+
+    #[cfg(feature = "tls")]
+    fn peer_identity(&self) -> Option<std::sync::Arc<micro_tls::PeerIdentity>> {
+        self.conn.peer.clone()
+    }
+
+    fn is_secure(&self) -> bool {
+        self.conn.is_secure()
     }
 }

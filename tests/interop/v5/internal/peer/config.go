@@ -25,6 +25,7 @@ type Config struct {
 	BrokerAddress    string
 	RegisterTTL      int
 	RegisterInterval int
+	TLS              *TLS
 }
 
 // AddFlags registers the common flags on fs.
@@ -36,6 +37,7 @@ func AddFlags(fs *flag.FlagSet) *Config {
 	fs.StringVar(&c.BrokerAddress, "broker_address", Env("MICRO_BROKER_ADDRESS", "127.0.0.1:0"), "HTTP broker listen and advertise address")
 	fs.IntVar(&c.RegisterTTL, "register_ttl", envInt("MICRO_REGISTER_TTL", 60), "registration TTL in seconds")
 	fs.IntVar(&c.RegisterInterval, "register_interval", envInt("MICRO_REGISTER_INTERVAL", 30), "re-registration interval in seconds")
+	c.TLS = addTLSFlags(fs)
 	return c
 }
 
@@ -87,19 +89,19 @@ func (c *Config) NewRegistry() (registry.Registry, error) {
 // with broker.Registry: micro.Broker(b) given after micro.Registry(r) would
 // otherwise leave it on the default (mDNS) registry.
 func (c *Config) NewBroker(r registry.Registry) broker.Broker {
-	return broker.NewHttpBroker(broker.Registry(r), broker.Addrs(c.BrokerAddress))
+	return broker.NewHttpBroker(append([]broker.Option{broker.Registry(r), broker.Addrs(c.BrokerAddress)}, c.TLS.brokerOptions()...)...)
 }
 
 // ServiceOptions are the micro options that wire registry, broker, address
 // and registration timing into a service. Order matters: Registry first.
 func (c *Config) ServiceOptions(r registry.Registry, b broker.Broker) []micro.Option {
-	return []micro.Option{
+	return append([]micro.Option{
 		micro.Registry(r),
 		micro.Broker(b),
 		micro.Address(c.ServerAddress),
 		micro.RegisterTTL(time.Duration(c.RegisterTTL) * time.Second),
 		micro.RegisterInterval(time.Duration(c.RegisterInterval) * time.Second),
-	}
+	}, c.TLS.serviceOptions()...)
 }
 
 func loopback(addr string) error {
