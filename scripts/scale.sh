@@ -36,8 +36,7 @@ if [ "${SCALE_GO:-v5}" != none ]; then
   export MICRO_GO_PEERS_V5
 fi
 
-log "building the scale bench and its registrant (release)"
-cargo build --release -p micro-tests --bin scale-registrant
+log "building the scale bench and its registrant (bench profile)"
 cargo bench -p micro-tests --bench scale --no-run
 
 log "running (SCALE_MAX=${SCALE_MAX:-1000}); output in $SCALE_OUT"
