@@ -106,10 +106,23 @@ pub(crate) async fn run() -> Res<()> {
                 kind.label(),
                 started.elapsed().as_secs_f64()
             );
-            cells.push(micro_cell(&bins, kind, n, procs, window, churn_window).await?);
+            // A failed measurement is reported and left out; the run goes on.
+            match micro_cell(&bins, kind, n, procs, window, churn_window).await {
+                Ok(c) => cells.push(c),
+                Err(e) => eprintln!(
+                    "scale: micro on {} with {n} nodes failed: {e}",
+                    kind.label()
+                ),
+            }
             if go && kind == Kind::Etcd1 {
                 eprintln!("scale: go-micro v5 on {} with {n} nodes", kind.label());
-                cells.push(go_cell(&bins, kind, n, procs, window).await?);
+                match go_cell(&bins, kind, n, procs, window).await {
+                    Ok(c) => cells.push(c),
+                    Err(e) => eprintln!(
+                        "scale: go-micro on {} with {n} nodes failed: {e}",
+                        kind.label()
+                    ),
+                }
             }
         }
     }
