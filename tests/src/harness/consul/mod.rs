@@ -267,7 +267,7 @@ impl ConsulAgent {
                 r#"telemetry { prometheus_retention_time = "1h" disable_hostname = true }"#.into(),
             );
             // Many clients on one address (a benchmark's): no 429 after 200.
-            out.push("limits { http_max_conns_per_client = 100000 }".into());
+            out.push("limits { http_max_conns_per_client = 10000 }".into());
         }
         if self.opts.tls {
             let d = self.dir.path().display();
