@@ -396,12 +396,15 @@ fn targets(o: &mut String, r: &Results) -> Res<()> {
     Ok(())
 }
 
+/// N, writes per node per minute, cache bytes per node, server RSS KiB per node.
+type Point = (usize, f64, f64, f64);
+
 /// Data files and gnuplot plots (when gnuplot is installed).
 fn plots(r: &Results) -> Res<()> {
-    let mut series: Vec<(String, Vec<(usize, f64, f64, f64)>)> = Vec::new();
+    let mut series: Vec<(String, Vec<Point>)> = Vec::new();
     for stack in [Stack::Micro, Stack::GoMicro] {
         for kind in [Kind::Etcd1, Kind::Etcd3, Kind::Consul] {
-            let mut pts: Vec<(usize, f64, f64, f64)> = r
+            let mut pts: Vec<Point> = r
                 .cells
                 .iter()
                 .filter(|c| c.stack == stack && c.kind == kind)
