@@ -40,6 +40,7 @@ DEPS=(
   "etcd-server        cmd:etcd"
   "etcd-client        cmd:etcdctl"
   "procps             cmd:ps"
+  "gnuplot-nox       cmd:gnuplot"
 )
 
 # dep_packages: the package names of DEPS, once each.

@@ -160,3 +160,33 @@ async fn close_stops_heartbeats_without_deregistering() {
     .await;
     assert!(dropped, "the node should turn critical after its TTL");
 }
+
+/// A node its owner registers every third of the TTL (a server's 30 s with a
+/// 90 s TTL) costs the agent one check update per registration: the heartbeat
+/// stays silent instead of passing the check a second time in between (before:
+/// two updates per interval, one from each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_often_keeps_the_heartbeat_silent() {
+    let agent = ConsulAgent::start().await;
+    let proxy = CountingProxy::start(agent.http_addr()).await;
+    let reg = agent.options().address(proxy.address()).build().unwrap();
+    let ttl = RegisterOptions::ttl(Duration::from_millis(1500));
+    reg.register(&svc("often-1"), &ttl).await.unwrap();
+    assert_eq!(reg.heartbeats(), 1);
+    let before = proxy.requests();
+    let rounds = 8;
+    for _ in 0..rounds {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        reg.register(&svc("often-1"), &ttl).await.unwrap();
+    }
+    let n = proxy.requests() - before;
+    assert!(
+        n <= rounds + 1,
+        "{n} requests for {rounds} registrations: the heartbeat passed the check too"
+    );
+    // Left alone, the heartbeat keeps the node healthy past the TTL.
+    let n = requests_during(&proxy, Duration::from_millis(2500)).await;
+    assert!(n >= 2, "the heartbeat should pass the check ({n} requests)");
+    assert_eq!(reg.get_service("tasks").await.unwrap()[0].nodes.len(), 1);
+    reg.deregister(&svc("often-1")).await.unwrap();
+}

@@ -122,7 +122,9 @@ async fn nothing_left_running() {
         .watch(&micro_registry::WatchOptions::all())
         .await
         .expect("watch");
-    let with_keeper_and_watch = alive_tasks();
+    // The watch's stream opens in the background (a shared stream, and the gRPC
+    // client's own tasks): count once the number of tasks has settled.
+    let with_keeper_and_watch = settled_tasks().await;
     assert!(with_keeper_and_watch > baseline);
 
     // Deregister stops the keeper task.
@@ -170,4 +172,21 @@ async fn nothing_left_running() {
         "{} tasks alive after drop, {baseline} before the registry",
         alive_tasks()
     );
+}
+
+/// The number of live tasks once it stopped changing (the same in three samples
+/// 50 ms apart; at most 3 s).
+async fn settled_tasks() -> usize {
+    let mut last = alive_tasks();
+    let mut same = 0;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = alive_tasks();
+        same = if now == last { same + 1 } else { 0 };
+        last = now;
+        if same >= 3 {
+            break;
+        }
+    }
+    last
 }

@@ -1,5 +1,11 @@
-//! The heartbeat of one node registered with a TTL check: passes the check every
-//! third of the TTL and registers the node again when the agent lost it.
+//! The heartbeat of one node registered with a TTL check: passes the check when
+//! nobody did for half the TTL and registers the node again when the agent lost
+//! it.
+//!
+//! It is a safety net for owners that register less often than the TTL needs: a
+//! registration that passes the check (every 30 s for a server, a third of its
+//! 90 s TTL) pushes the next beat back, so a node renewed by its owner costs the
+//! agent one check update per interval, not two.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +14,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::client::Client;
 
@@ -19,15 +26,21 @@ const MIN_INTERVAL: Duration = Duration::from_millis(50);
 pub(crate) struct Beat {
     /// The registration body sent when the agent lost the node.
     pub(crate) body: Bytes,
-    /// Time between passes.
+    /// Longest time without a pass before the heartbeat passes the check.
     pub(crate) interval: Duration,
+    /// When the check was last passed (or the node registered), by anyone.
+    pub(crate) last: Instant,
 }
 
 impl Beat {
+    /// A beat for a node just registered (its check passing) with `ttl`: half
+    /// the TTL between passes, within the third-to-half that keeps TTL checks
+    /// from flapping, and longer than a server's interval of a third.
     pub(crate) fn new(body: Bytes, ttl: Duration) -> Beat {
         Beat {
             body,
-            interval: (ttl / 3).max(MIN_INTERVAL),
+            interval: (ttl / 2).max(MIN_INTERVAL),
+            last: Instant::now(),
         }
     }
 }
@@ -51,6 +64,11 @@ impl Heartbeat {
 
     pub(crate) fn is_running(&self) -> bool {
         !self.task.is_finished()
+    }
+
+    /// The owner passed the check: the next beat is due an interval from now.
+    pub(crate) fn passed(&self) {
+        self.beat.lock().last = Instant::now();
     }
 
     /// Stops the task and waits for it: a request it has in flight is allowed to
@@ -80,26 +98,34 @@ async fn run(
     let check = format!("service:{id}");
     let mut failures: u32 = 0;
     loop {
-        let interval = beat.lock().interval;
-        let pause = if failures == 0 {
-            interval
-        } else {
-            Duration::from_millis(100)
-                .saturating_mul(1 << failures.saturating_sub(1).min(10))
-                .min(interval)
+        let (interval, last) = {
+            let b = beat.lock();
+            (b.interval, b.last)
         };
         // A little early rather than late: up to 10 % of jitter below the pause.
-        let pause = pause.mul_f64(0.9 + fastrand::f64() * 0.1);
+        let due = if failures == 0 {
+            last + interval.mul_f64(0.9 + fastrand::f64() * 0.1)
+        } else {
+            let retry = Duration::from_millis(100)
+                .saturating_mul(1 << failures.saturating_sub(1).min(10))
+                .min(interval);
+            Instant::now() + retry.mul_f64(0.9 + fastrand::f64() * 0.1)
+        };
         tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
+            _ = tokio::time::sleep_until(due) => {}
             _ = stopped.changed() => return,
         }
         if *stopped.borrow() {
             return;
         }
+        // The owner passed the check meanwhile: wait an interval from then.
+        if failures == 0 && beat.lock().last > last {
+            continue;
+        }
         let passed = client.put(&["agent", "check", "pass", &check], None).await;
         let Err(pass_err) = passed else {
             failures = 0;
+            beat.lock().last = Instant::now();
             continue;
         };
         let body = beat.lock().body.clone();
@@ -110,6 +136,7 @@ async fn run(
             Ok(_) => {
                 tracing::info!(node = %id, reason = %pass_err, "consul: registered the node again");
                 failures = 0;
+                beat.lock().last = Instant::now();
             }
             Err(e) => {
                 failures = failures.saturating_add(1);

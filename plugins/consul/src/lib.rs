@@ -51,9 +51,11 @@
 //! per node id, so several nodes of one service in one process renew correctly.
 //!
 //! By default ([`ConsulOptions::heartbeat`]) a task per node with a TTL check also
-//! passes the check every third of the TTL and registers the node again if the
-//! agent lost it, so a node stays healthy even when its owner registers less often
-//! than the TTL needs. [`deregister`](micro_registry::Registry::deregister) stops
+//! passes the check when nobody did for half the TTL and registers the node again
+//! if the agent lost it, so a node stays healthy even when its owner registers
+//! less often than the TTL needs. An owner that registers often enough (a server:
+//! every 30 s with a 90 s TTL) keeps the heartbeat silent, so each node costs the
+//! agent one check update per register interval. [`deregister`](micro_registry::Registry::deregister) stops
 //! that task (waiting for it) before it deregisters; [`ConsulRegistry::close`] stops
 //! them all; dropping the last clone of the registry aborts them.
 //!

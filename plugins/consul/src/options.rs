@@ -278,7 +278,8 @@ impl ConsulOptions {
         self
     }
 
-    /// Keep TTL checks passing from a background task (every third of the TTL),
+    /// Keep TTL checks passing from a background task (when nobody passed them for
+    /// half the TTL),
     /// re-registering a node the agent lost, between the caller's own
     /// registrations. Off, a node stays healthy only while the caller registers it
     /// again within each TTL (go-micro's behaviour). Default: true.

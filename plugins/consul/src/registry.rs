@@ -159,7 +159,19 @@ impl ConsulRegistry {
                     .map(|_| ()),
             };
             match renewed {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    // The check was just passed: the heartbeat need not.
+                    if let Some(h) = self
+                        .inner
+                        .nodes
+                        .lock()
+                        .get(&node.id)
+                        .and_then(|s| s.heartbeat.as_ref())
+                    {
+                        h.passed();
+                    }
+                    return Ok(());
+                }
                 Err(e) => {
                     tracing::debug!(node = %node.id, error = %e, "consul: renewal failed; registering in full");
                 }

@@ -2,6 +2,7 @@
 //! the operation timeout and mapped to registry errors.
 
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use etcd_client::{
@@ -13,6 +14,7 @@ use micro_registry::{Error, Result};
 use tokio::sync::OnceCell;
 
 use crate::EtcdOptions;
+use crate::mux::{Mux, MuxWatch};
 
 /// The registry's short name, used in errors and node metadata.
 pub(crate) const NAME: &str = "etcd";
@@ -35,6 +37,8 @@ pub(crate) struct Conn {
     timeout: Duration,
     dial_timeout: Duration,
     client: OnceCell<Client>,
+    /// The shared watch stream's task, once a watch was asked for.
+    mux: OnceLock<Mux>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -88,6 +92,7 @@ impl Conn {
             timeout: opts.timeout,
             dial_timeout,
             client: OnceCell::new(),
+            mux: OnceLock::new(),
         })
     }
 
@@ -208,8 +213,15 @@ impl Conn {
             .map(drop)
     }
 
-    /// Opens a watch stream.
-    pub(crate) async fn watch(&self, key: &str, o: WatchOptions) -> Result<WatchStream> {
+    /// A watch of `key` on the connection's shared watch stream (see
+    /// [`crate::mux`]), started on first use.
+    pub(crate) fn watch(self: &Arc<Self>, key: &str, o: WatchOptions) -> MuxWatch {
+        let mux = self.mux.get_or_init(|| Mux::start(Arc::downgrade(self)));
+        mux.watch(key, o)
+    }
+
+    /// Opens a watch stream whose first watch is `key`.
+    pub(crate) async fn open_watch(&self, key: &str, o: WatchOptions) -> Result<WatchStream> {
         self.run("watch", |c| {
             let (key, o) = (key.to_owned(), o.clone());
             async move {

@@ -67,6 +67,15 @@
 //!   `Update`, a delete (including lease expiry) `Delete` with the previous record;
 //!   a record whose version or node id changed is a `Delete` of the old one then a
 //!   `Create` of the new one.
+//! * A watcher keeps a digest of each record and its name, version and node ids,
+//!   not the whole record: a `Delete` carries the whole previous record when etcd
+//!   sends it (every delete seen by the watch), and name, version and node ids
+//!   only for a record that vanished during an interruption or that changed
+//!   version or node id (what a reader needs to drop those nodes).
+//! * Every watcher of a registry shares one etcd watch stream (etcd carries many
+//!   watches on one stream, as its Go client does); each watch has its own id,
+//!   and dropping a watcher cancels its watch. When the stream breaks, every
+//!   watcher re-lists as below and watches again on a new one.
 //! * The watcher keeps the set of records it knows. After **any** interruption (the
 //!   stream fails or closes, etcd restarts with or without its data, the watch is
 //!   cancelled because its revision was compacted) it re-lists the prefix, emits the
@@ -143,6 +152,7 @@
 
 mod conn;
 mod keepalive;
+mod mux;
 mod options;
 mod records;
 mod register;

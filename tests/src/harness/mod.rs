@@ -5,6 +5,7 @@ pub mod consul;
 pub mod etcd;
 pub mod gomicro;
 pub mod rpc;
+pub mod scale;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};

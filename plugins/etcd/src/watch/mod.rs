@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 
 use crate::conn::Conn;
 use crate::records::decode_for;
-use changes::{Known, Plan, diff};
+use changes::{Known, Listed, Plan, Rec, diff};
 
 /// Shortest and longest pause between attempts while etcd is unreachable.
 const MIN_RETRY: Duration = Duration::from_millis(100);
@@ -45,7 +45,8 @@ pub(crate) struct Spec {
 
 /// A watcher on an [`EtcdRegistry`](crate::EtcdRegistry).
 pub(crate) struct EtcdWatcher {
-    rx: Option<mpsc::Receiver<Event>>,
+    /// Events travel boxed: a channel allocates room for 32 items up front.
+    rx: Option<mpsc::Receiver<Box<Event>>>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -63,7 +64,7 @@ impl EtcdWatcher {
             stats,
         };
         let resp = follower.list().await?;
-        let (revision, _) = follower.replace_known(&resp);
+        let (revision, _, _) = follower.replace_known(&resp);
         follower.revision = revision;
         let task = tokio::spawn(follower.run());
         Ok(EtcdWatcher {
@@ -86,7 +87,7 @@ impl Watcher for EtcdWatcher {
     async fn next(&mut self) -> Result<Event> {
         let rx = self.rx.as_mut().ok_or(Error::WatcherStopped)?;
         match rx.recv().await {
-            Some(ev) => Ok(ev),
+            Some(ev) => Ok(*ev),
             None => {
                 self.stop();
                 Err(Error::WatcherStopped)
@@ -124,7 +125,7 @@ struct Follower {
     known: Known,
     /// The revision the reader has been given every change up to.
     revision: i64,
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<Box<Event>>,
     stats: Arc<WatchStats>,
 }
 
@@ -152,8 +153,11 @@ impl Follower {
         }
     }
 
+    /// Lists the prefix. The request's future is boxed: it is large (the gRPC
+    /// call inside), and inline it would make every watcher's task that large
+    /// for its whole life, not only while it lists.
     async fn list(&self) -> Result<GetResponse> {
-        self.conn.get("watch", &self.spec.prefix, true).await
+        Box::pin(self.conn.get("watch", &self.spec.prefix, true)).await
     }
 
     /// Re-lists until it works, emitting the difference from what was known.
@@ -184,21 +188,29 @@ impl Follower {
         }
     }
 
-    /// Replaces the known set with a listing; returns the listing's revision and
-    /// the set known before.
-    fn replace_known(&mut self, resp: &GetResponse) -> (i64, Known) {
+    /// Replaces the known set with a listing; returns the listing's revision, the
+    /// set known before and the listing's decoded records.
+    fn replace_known(&mut self, resp: &GetResponse) -> (i64, Known, Listed) {
         let revision = resp.header().map_or(0, |h| h.revision());
         let mut fresh = Known::with_capacity(resp.kvs().len());
+        let mut listed = Listed::with_capacity(resp.kvs().len());
         for kv in resp.kvs() {
             let rec = decode_for(kv.key(), kv.value(), self.spec.service.as_deref());
-            fresh.insert(kv.key().to_vec(), rec);
+            fresh.insert(
+                kv.key().to_vec(),
+                rec.as_ref().map(|s| Rec::new(kv.value(), s)),
+            );
+            if let Some(s) = rec {
+                listed.insert(kv.key().to_vec(), s);
+            }
         }
-        (revision, std::mem::replace(&mut self.known, fresh))
+        (revision, std::mem::replace(&mut self.known, fresh), listed)
     }
 
     async fn rebuild_and_emit(&mut self, resp: GetResponse) -> Result<i64, Gone> {
-        let (revision, old) = self.replace_known(&resp);
-        let events = diff(&old, &self.known);
+        let (revision, old, listed) = self.replace_known(&resp);
+        let events = diff(&old, &self.known, &listed);
+        drop(listed);
         if !events.is_empty() {
             tracing::debug!(prefix = %self.spec.prefix, events = events.len(), "etcd registry: re-list found changes");
         }
@@ -209,7 +221,7 @@ impl Follower {
     }
 
     async fn send(&self, ev: Event) -> Result<(), Gone> {
-        self.tx.send(ev).await.map_err(|_| Gone)
+        self.tx.send(Box::new(ev)).await.map_err(|_| Gone)
     }
 
     /// Watches from the delivered revision on until the stream ends.
@@ -218,23 +230,14 @@ impl Follower {
             .with_prefix()
             .with_prev_key()
             .with_start_revision(self.revision.saturating_add(1));
-        let prefix = self.spec.prefix.clone();
-        let mut stream = tokio::select! {
-            s = self.conn.watch(&prefix, opts) => match s {
-                Ok(s) => s,
-                Err(e) => return Interrupted::Resync(e.to_string()),
-            },
-            _ = self.tx.closed() => return Interrupted::Gone,
-        };
+        let mut stream = self.conn.watch(&self.spec.prefix, opts);
         loop {
             let msg = tokio::select! {
                 m = stream.message() => m,
                 _ = self.tx.closed() => return Interrupted::Gone,
             };
-            let resp = match msg {
-                Ok(Some(r)) => r,
-                Ok(None) => return Interrupted::Resync("watch stream closed".into()),
-                Err(e) => return Interrupted::Resync(e.to_string()),
+            let Some(resp) = msg else {
+                return Interrupted::Resync("watch stream closed".into());
             };
             if resp.canceled() {
                 let why = if resp.compact_revision() > 0 {

@@ -59,6 +59,7 @@ pub struct AgentOptions {
     acl_token: Option<String>,
     tls: bool,
     verify_clients: bool,
+    prometheus: bool,
 }
 
 impl AgentOptions {
@@ -77,6 +78,15 @@ impl AgentOptions {
     /// Also serve HTTPS, with a certificate from a CA made for this agent.
     pub fn tls(mut self) -> Self {
         self.tls = true;
+        self
+    }
+
+    /// Keep metrics for Prometheus (`/v1/agent/metrics?format=prometheus`), so
+    /// that counters are totals since the start rather than per 10 s interval,
+    /// and lift the limit of 200 HTTP connections per client address (every
+    /// process of a benchmark's mesh connects from 127.0.0.1).
+    pub fn prometheus(mut self) -> Self {
+        self.prometheus = true;
         self
     }
 
@@ -251,6 +261,13 @@ impl ConsulAgent {
             out.push(format!(
                 r#"acl {{ enabled = true default_policy = "deny" enable_token_persistence = false tokens {{ initial_management = "{t}" agent = "{t}" }} }}"#
             ));
+        }
+        if self.opts.prometheus {
+            out.push(
+                r#"telemetry { prometheus_retention_time = "1h" disable_hostname = true }"#.into(),
+            );
+            // Many clients on one address (a benchmark's): no 429 after 200.
+            out.push("limits { http_max_conns_per_client = 10000 }".into());
         }
         if self.opts.tls {
             let d = self.dir.path().display();

@@ -7,6 +7,8 @@
 //	bench publish   --topic T --subscribers N --seconds S  HTTP broker publisher
 //	bench subscribe --topic T                              counting HTTP broker subscriber
 //	bench discovery --rounds N                             etcd register/deregister to selector
+//	bench scale     --start I --count M                    hold M registrations (scripts/scale.sh)
+//	bench scalecache --services S                          registry cache memory per node
 //
 // call and bidi print {"calls","seconds","p50_us","p99_us","errors"}: calls
 // (round trips) started inside the measured window after --warmup, and their
@@ -21,7 +23,7 @@ import (
 	"micro.local/interop/v5/internal/peer"
 )
 
-const usage = "usage: bench <call|bidi|publish|subscribe|discovery> [flags]"
+const usage = "usage: bench <call|bidi|publish|subscribe|discovery|scale|scalecache> [flags]"
 
 // opts holds every subcommand's flags; each subcommand reads the ones it needs.
 type opts struct {
@@ -35,6 +37,9 @@ type opts struct {
 	concurrency int
 	maxEvents   int
 	rounds      int
+	start       int
+	count       int
+	services    int
 }
 
 func main() {
@@ -53,16 +58,21 @@ func main() {
 	fs.IntVar(&o.concurrency, "concurrency", 32, "publish: concurrent publishers")
 	fs.IntVar(&o.maxEvents, "max_events", 1000000, "publish: stop after this many events")
 	fs.IntVar(&o.rounds, "rounds", 100, "discovery: measured rounds")
+	fs.IntVar(&o.start, "start", 0, "scale: first node index")
+	fs.IntVar(&o.count, "count", 10, "scale: nodes to hold")
+	fs.IntVar(&o.services, "services", 1, "scalecache: services to look up")
 	_ = fs.Parse(os.Args[2:])
 	if err := o.cfg.Check(); err != nil {
 		peer.Fatal("bench: %v", err)
 	}
 	run := map[string]func(*opts) error{
-		"call":      runCall,
-		"bidi":      runBidi,
-		"publish":   runPublish,
-		"subscribe": runSubscribe,
-		"discovery": runDiscovery,
+		"call":       runCall,
+		"bidi":       runBidi,
+		"publish":    runPublish,
+		"subscribe":  runSubscribe,
+		"discovery":  runDiscovery,
+		"scale":      runScale,
+		"scalecache": runScaleCache,
 	}[cmd]
 	if run == nil {
 		peer.Fatal("bench: unknown command %q\n%s", cmd, usage)

@@ -1,0 +1,96 @@
+//! The short form of the scale benchmark (`scripts/scale.sh`, `docs/scale.md`)
+//! in the test suite: the same harness (registrant processes, etcd's counters,
+//! the client cost) at N = 10 and N = 100 on one real etcd member, checked for
+//! sane, non-zero figures. Nothing here is timed against a goal.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+#[allow(dead_code)]
+#[path = "../benches/scale/backend.rs"]
+mod backend;
+#[allow(dead_code)]
+#[path = "../benches/scale/client.rs"]
+mod client;
+#[allow(dead_code)]
+#[path = "../benches/scale/fleet.rs"]
+mod fleet;
+#[allow(dead_code)]
+#[path = "../benches/compare/procs.rs"]
+mod procs;
+#[allow(dead_code)]
+#[path = "../benches/scale/steady.rs"]
+mod steady;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use backend::{Backend, Kind, SETTLE};
+use fleet::{Bins, Fleet, Stack};
+use micro_tests::harness::etcd::init_tracing;
+
+/// Counts the heap, as the bench does (client cost).
+#[global_allocator]
+static ALLOC: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+type Res<T> = Result<T, Error>;
+
+fn quantile(v: &mut [Duration], p: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v.sort();
+    v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_harness_gives_sane_figures_at_10_and_100_nodes() {
+    init_tracing();
+    let logs = tempfile::tempdir().expect("temp dir");
+    let bins = Bins {
+        registrant: PathBuf::from(env!("CARGO_BIN_EXE_scale-registrant")),
+        go_bench: None,
+        logs: logs.path().to_path_buf(),
+    };
+    for n in [10, 100] {
+        let backend = Backend::start(Kind::Etcd1).await.expect("etcd");
+        tokio::time::sleep(SETTLE).await;
+        let fleet = Fleet::start(Stack::Micro, &bins, &backend, n, 2)
+            .await
+            .expect("registrants");
+        let s = steady::measure(&backend, &fleet, Duration::from_secs(4))
+            .await
+            .expect("steady state");
+        let d = s.delta;
+        println!("N={n}: {s:?}");
+        // Each node's lease is renewed about every 3 s (2 per node per minute at
+        // go-micro's timings); nothing is written while nothing changes.
+        let renewals = s.per_node_min(d.keepalives, n);
+        assert!(
+            (0.5..10.0).contains(&renewals),
+            "N={n}: {renewals} keepalives/node/min"
+        );
+        assert_eq!(d.puts, 0.0, "N={n}: puts in steady state");
+        assert_eq!(d.grants, 0.0, "N={n}: lease grants in steady state");
+        assert!(s.server_rss_kib > 1024 && s.server_cpu_pct >= 0.0, "{s:?}");
+        assert!(s.fleet_rss_kib > 0, "{s:?}");
+
+        let c = client::measure(&backend, n).await.expect("client cost");
+        println!("N={n}: {c:?}");
+        assert_eq!(c.nodes, n, "every node in the cache");
+        assert_eq!(c.services, n / 10);
+        assert!(
+            (100.0..100_000.0).contains(&c.bytes_per_node),
+            "N={n}: {} B per cached node",
+            c.bytes_per_node
+        );
+        assert!(c.one_service_bytes > 0.0 && !c.cold.is_zero() && !c.list.is_zero());
+
+        let stats = fleet.stop().await;
+        assert!(
+            stats.iter().filter(|l| l.starts_with("STATS ")).count() == 2,
+            "{stats:?}"
+        );
+        backend.stop().await;
+    }
+}
