@@ -22,13 +22,14 @@ pub struct Context {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Inner {
     metadata: Metadata,
     deadline: Option<Instant>,
     /// The connection's addresses, shared by every call on it.
     addrs: Option<Arc<(String, String)>>,
     peer: Peer,
+    extensions: http::Extensions,
 }
 
 /// The identity the caller proved with its certificate, when there is one (only
@@ -68,6 +69,7 @@ impl Context {
                 deadline,
                 addrs,
                 peer: Peer::default(),
+                extensions: http::Extensions::new(),
             }),
         }
     }
@@ -95,6 +97,25 @@ impl Context {
     /// addresses), as go-micro's servers give a handler's metadata.
     pub fn metadata(&self) -> &Metadata {
         &self.inner.metadata
+    }
+
+    /// The metadata, for a server layer to change before the handler sees it (an
+    /// auth layer replacing a token with the account it names, say). Copies the
+    /// context's data if another clone shares it.
+    pub fn metadata_mut(&mut self) -> &mut Metadata {
+        &mut Arc::make_mut(&mut self.inner).metadata
+    }
+
+    /// Typed values server layers attach for the handler: the account an auth
+    /// layer resolved, the span a tracing layer opened. Nothing crosses the wire.
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.inner.extensions
+    }
+
+    /// The extensions, to add to; copies the context's data if another clone
+    /// shares it.
+    pub fn extensions_mut(&mut self) -> &mut http::Extensions {
+        &mut Arc::make_mut(&mut self.inner).extensions
     }
 
     /// One metadata value, by case-insensitive name.

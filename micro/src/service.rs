@@ -410,6 +410,24 @@ impl ServiceBuilder {
         self
     }
 
+    /// Adds a server layer around every unary call, stream opening and subscriber
+    /// event (see [`ServerOptions::layer`](crate::server::ServerOptions::layer) and
+    /// [`middleware`](crate::middleware)); the first added is the outermost.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<crate::server::BoxServerService> + Send + Sync + 'static,
+        L::Service: tower::Service<crate::server::ServerRequest, Response = crate::server::ServerResponse>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<crate::server::ServerRequest>>::Error: Into<tower::BoxError>,
+        <L::Service as tower::Service<crate::server::ServerRequest>>::Future: Send + 'static,
+    {
+        self.server_opts = self.server_opts.layer(layer);
+        self
+    }
+
     /// A check run before every registration. Default: none.
     pub fn register_check(mut self, c: RegisterCheck) -> Self {
         self.server_opts = self.server_opts.register_check(c);

@@ -212,6 +212,7 @@ async fn migrate(go: GoVersion) -> String {
             .await
             .expect("micro node stops in time")
             .expect("micro node stops");
+        println!("{} the micro node at {addr} stopped", stamp());
         stops.push((addr, began, now_day_ms()));
         tokio::time::sleep(Duration::from_secs(2)).await;
     }

@@ -254,6 +254,10 @@ fn go_endpoint_shapes(topic: &str) -> BTreeMap<&'static str, Value> {
         ),
         ("Helloworld.ClientStream", stream("Helloworld.ClientStream")),
         (
+            "Helloworld.Echo",
+            endpoint("Helloworld.Echo", go_payload(), go_payload(), json!({})),
+        ),
+        (
             "Helloworld.Fail",
             endpoint(
                 "Helloworld.Fail",
@@ -279,6 +283,54 @@ fn go_endpoint_shapes(topic: &str) -> BTreeMap<&'static str, Value> {
     ])
 }
 
+/// go-micro's reflection of the peers' `Payload`: it descends two levels, names a
+/// slice `[]` plus its element type, leaves a map's type empty and a pointer's
+/// type its element's name.
+fn go_payload() -> Value {
+    let field = |n: &str, t: &str| json!({"name": n, "type": t, "values": null});
+    json!({"name": "Payload", "type": "Payload", "values": [
+        field("f64", "float64"),
+        field("f64s", "[]float64"),
+        field("f32", "float32"),
+        field("i64", "int64"),
+        field("u64", "uint64"),
+        field("text", "string"),
+        field("bytes", "[]uint8"),
+        field("list", "[]string"),
+        field("map", ""),
+        {"name": "inner", "type": "Inner", "values": [
+            field("name", "string"),
+            field("values", "[]float64"),
+            field("tags", ""),
+        ]},
+        field("inners", "[]Inner"),
+    ]})
+}
+
+/// Our description of the same `Payload`: the same tree, with Go's spelling of
+/// the map types go-micro leaves empty and of `[]byte` (go-micro's reflection
+/// says `[]uint8`, the same type).
+fn rust_payload() -> Value {
+    let field = |n: &str, t: &str| json!({"name": n, "type": t, "values": null});
+    json!({"name": "Payload", "type": "Payload", "values": [
+        field("f64", "float64"),
+        field("f64s", "[]float64"),
+        field("f32", "float32"),
+        field("i64", "int64"),
+        field("u64", "uint64"),
+        field("text", "string"),
+        field("bytes", "[]byte"),
+        field("list", "[]string"),
+        field("map", "map[string]float64"),
+        {"name": "inner", "type": "Inner", "values": [
+            field("name", "string"),
+            field("values", "[]float64"),
+            field("tags", "map[string]string"),
+        ]},
+        field("inners", "[]Inner"),
+    ]})
+}
+
 /// The endpoints our server registers for [`InteropHelloworld`] and a subscriber
 /// of `ExampleEvent`.
 fn rust_endpoint_shapes(topic: &str) -> BTreeMap<&'static str, Value> {
@@ -302,6 +354,10 @@ fn rust_endpoint_shapes(topic: &str) -> BTreeMap<&'static str, Value> {
         (
             "Helloworld.ClientStream",
             stream("Helloworld.ClientStream", stroke(), count()),
+        ),
+        (
+            "Helloworld.Echo",
+            endpoint("Helloworld.Echo", rust_payload(), rust_payload(), json!({})),
         ),
         (
             "Helloworld.Fail",

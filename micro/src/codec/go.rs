@@ -62,12 +62,39 @@ pub mod base64 {
     }
 
     /// Reads a base64 string, `null` or an array of numbers.
+    ///
+    /// It asks the format for bytes (inside an option, for `null`), so that
+    /// [`describe`](crate::describe::describe) reports the field as Go's `[]byte`.
+    /// Bytes the format hands over are the base64 text: this module is Go's JSON
+    /// form of `[]byte`, whose only encoding is a base64 string.
     pub fn deserialize<'de, D, T>(d: D) -> Result<T, D::Error>
     where
         D: Deserializer<'de>,
         T: From<Vec<u8>>,
     {
-        d.deserialize_any(BytesVisitor).map(T::from)
+        d.deserialize_option(OptionVisitor).map(T::from)
+    }
+
+    struct OptionVisitor;
+
+    impl<'de> Visitor<'de> for OptionVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("base64 bytes (Go's []byte), null or an array of numbers")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Vec<u8>, E> {
+            Ok(Vec::new())
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Vec<u8>, E> {
+            Ok(Vec::new())
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Vec<u8>, D::Error> {
+            d.deserialize_byte_buf(BytesVisitor)
+        }
     }
 
     struct BytesVisitor;
@@ -94,7 +121,9 @@ pub mod base64 {
         }
 
         fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(v.to_vec())
+            STANDARD
+                .decode(v)
+                .map_err(|e| E::custom(format_args!("invalid base64 in bytes field: {e}")))
         }
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {

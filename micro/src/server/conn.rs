@@ -2,20 +2,20 @@
 //! replies, and feeding stream messages to running stream handlers.
 
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use micro_transport::{Header, Message as TransportMessage, Socket};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::handler::{BoxFuture, EndpointFn, Route};
+use super::handler::{EndpointFn, Route};
+use super::request::{ServerKind, ServerRequest, Work};
+use super::stack::{self, BoxServerService};
 use super::stream::{Outbound, StreamIo};
 use crate::codec::Codecs;
 use crate::wire::{self, MICRO_ERROR, MICRO_STREAM, SERVER_ID};
@@ -37,6 +37,8 @@ pub(crate) struct Dispatch {
     pub(crate) max_streams: usize,
     /// Streams running on the whole server.
     pub(crate) open_streams: Arc<AtomicUsize>,
+    /// The layers around handlers and subscribers (`None`: none).
+    pub(crate) stack: Option<BoxServerService>,
 }
 
 /// One running stream, counted against the server's limit until it is dropped.
@@ -61,9 +63,14 @@ impl Drop for StreamSlot {
 /// Where messages that carry `Micro-Topic` go (subscribers of the server).
 #[async_trait::async_trait]
 pub(crate) trait EventSink: Send + Sync {
-    /// Handles one event delivered over the transport; the error goes back to the
-    /// sender in `Micro-Error`.
-    async fn deliver(&self, msg: TransportMessage) -> Result<(), RpcError>;
+    /// Hands one event to the subscribers of `topic` (the one subscribed to; for an
+    /// event sent over the transport, its `Micro-Topic`), with its context.
+    async fn deliver(
+        &self,
+        topic: &str,
+        ctx: Context,
+        msg: TransportMessage,
+    ) -> Result<(), RpcError>;
 }
 
 /// Serves `socket` until the peer hangs up, the connection fails, or `shutdown`
@@ -207,16 +214,31 @@ impl Dispatch {
             .with_peer(crate::context::Peer::of_socket(&**socket));
 
         match &route.func {
-            EndpointFn::Unary(f) => match guarded(f(ctx, codec, body), deadline).await {
-                Ok(body) => {
-                    let mut header = reply;
-                    if !body.is_empty() {
-                        header.insert(wire::CONTENT_TYPE, content_type);
+            EndpointFn::Unary(f) => {
+                let req = ServerRequest {
+                    kind: ServerKind::Call,
+                    ctx,
+                    body,
+                    work: Work::Unary(f.clone(), codec),
+                };
+                match stack::run(self.stack.as_ref(), req).await {
+                    Ok(rsp) => {
+                        let mut header = reply;
+                        if !rsp.body.is_empty() {
+                            header.insert(wire::CONTENT_TYPE, content_type);
+                        }
+                        send(
+                            socket,
+                            TransportMessage {
+                                header,
+                                body: rsp.body,
+                            },
+                        )
+                        .await;
                     }
-                    send(socket, TransportMessage { header, body }).await;
+                    Err(err) => send_error(socket, reply, &err).await,
                 }
-                Err(err) => send_error(socket, reply, &err).await,
-            },
+            }
             EndpointFn::Stream(f) => {
                 let sid = stream_key.unwrap_or_default();
                 // Bounded work: a stream over a limit is refused with a clear error
@@ -258,14 +280,20 @@ impl Dispatch {
                     out: out.clone(),
                     codec,
                 };
-                let fut = f(ctx, io);
+                let req = ServerRequest {
+                    kind: ServerKind::Stream,
+                    ctx,
+                    body,
+                    work: Work::Stream(f.clone(), Some(io)),
+                };
+                let stack = self.stack.clone();
                 let force = force.clone();
                 tasks.spawn(async move {
                     let _slot = slot;
                     tokio::select! {
                         _ = force.cancelled() => {}
                         _ = async {
-                            let res = guarded(fut, deadline).await;
+                            let res = stack::run(stack.as_ref(), req).await.map(|_| ());
                             out.finish(&res).await;
                         } => {}
                     }
@@ -300,25 +328,33 @@ impl Dispatch {
     }
 
     async fn handle_event(&self, msg: TransportMessage, socket: &Arc<dyn Socket>) {
-        let mut header = msg.header.clone();
-        // Events get what calls get: a panicking subscriber is a 500, and the
-        // sender's Timeout a deadline.
-        let deadline = msg
-            .header
+        let header = msg.header.clone();
+        let topic = header.get(wire::MICRO_TOPIC).unwrap_or("").to_owned();
+        // Events get what calls get: the stack (a panicking subscriber is a 500),
+        // and the sender's Timeout as a deadline.
+        let deadline = header
             .get(wire::TIMEOUT)
             .and_then(|t| t.trim().parse::<u64>().ok())
             .filter(|ns| *ns > 0)
             .and_then(|ns| Instant::now().checked_add(Duration::from_nanos(ns)));
+        let ctx = Context::new(msg.header, deadline, None)
+            .with_peer(crate::context::Peer::of_socket(&**socket));
         let result = match &self.events {
             Some(sink) => {
-                let sink = sink.clone();
-                guarded(Box::pin(async move { sink.deliver(msg).await }), deadline).await
+                let req = ServerRequest {
+                    kind: ServerKind::Event,
+                    ctx,
+                    body: msg.body,
+                    work: Work::Event(sink.clone(), topic),
+                };
+                stack::run(self.stack.as_ref(), req).await.map(|_| ())
             }
             None => Err(RpcError::not_found(
                 SERVER_ID,
                 "no subscribers on this server",
             )),
         };
+        let mut header = header;
         if let Err(e) = result {
             wire::set_twin(&mut header, MICRO_ERROR, &e.to_json());
         }
@@ -331,38 +367,30 @@ impl Dispatch {
         )
         .await;
     }
-}
 
-/// Runs a handler future: a panic becomes a 500, a passed deadline a 408.
-async fn guarded<T>(
-    fut: BoxFuture<Result<T, RpcError>>,
-    deadline: Option<Instant>,
-) -> Result<T, RpcError> {
-    let fut = AssertUnwindSafe(fut).catch_unwind();
-    let outcome = match deadline {
-        Some(d) => match tokio::time::timeout_at(d, fut).await {
-            Ok(r) => r,
-            Err(_) => {
-                return Err(RpcError::timeout(
-                    SERVER_ID,
-                    "deadline exceeded while handling the request",
-                ));
-            }
-        },
-        None => fut.await,
-    };
-    outcome.unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_owned());
-        tracing::error!(panic = %what, "handler panicked");
-        Err(RpcError::internal(
-            SERVER_ID,
-            format!("handler panicked: {what}"),
-        ))
-    })
+    /// An event the broker delivered to a subscription of `topic`, through the
+    /// stack.
+    pub(crate) async fn broker_event(
+        &self,
+        topic: &str,
+        msg: TransportMessage,
+        peer: crate::context::Peer,
+    ) -> Result<(), RpcError> {
+        let Some(sink) = &self.events else {
+            return Err(RpcError::not_found(
+                SERVER_ID,
+                "no subscribers on this server",
+            ));
+        };
+        let ctx = Context::new(msg.header, None, None).with_peer(peer);
+        let req = ServerRequest {
+            kind: ServerKind::Event,
+            ctx,
+            body: msg.body,
+            work: Work::Event(sink.clone(), topic.to_owned()),
+        };
+        stack::run(self.stack.as_ref(), req).await.map(|_| ())
+    }
 }
 
 async fn send_error(socket: &Arc<dyn Socket>, mut header: Header, err: &RpcError) {

@@ -80,8 +80,10 @@ pub enum EndpointKind {
     Bidi,
 }
 
-type UnaryFn = dyn Fn(Context, CodecRef, Bytes) -> BoxFuture<Result<Bytes, RpcError>> + Send + Sync;
-type StreamFn = dyn Fn(Context, StreamIo) -> BoxFuture<Result<(), RpcError>> + Send + Sync;
+pub(crate) type UnaryFn =
+    dyn Fn(Context, CodecRef, Bytes) -> BoxFuture<Result<Bytes, RpcError>> + Send + Sync;
+pub(crate) type StreamFn =
+    dyn Fn(Context, StreamIo) -> BoxFuture<Result<(), RpcError>> + Send + Sync;
 
 /// A type-erased endpoint, ready to serve.
 #[derive(Clone)]

@@ -35,6 +35,8 @@ mod conn;
 mod handler;
 mod options;
 mod register;
+mod request;
+mod stack;
 mod stream;
 mod subscriber;
 
@@ -59,6 +61,8 @@ pub(crate) use conn::{Dispatch, EventSink};
 pub use handler::{BoxFuture, EndpointKind, Handler, HandlerSet, Message, Routes};
 pub use options::ServerOptions;
 pub use register::RegisterCheck;
+pub use request::{ServerKind, ServerRequest, ServerResponse};
+pub use stack::{BoxServerService, rpc_error_from_layer};
 pub use stream::{Sink, Streaming};
 pub use subscriber::Subscriber;
 pub(crate) use subscriber::to_transport;
@@ -267,6 +271,7 @@ impl RpcServer {
             max_streams_per_connection: self.inner.opts.max_streams_per_connection,
             max_streams: self.inner.opts.max_streams,
             open_streams: Arc::default(),
+            stack: stack::stack(&self.inner.opts.stack_layers()),
         };
         (dispatch, endpoints)
     }
@@ -418,9 +423,10 @@ impl RpcServer {
             root.child_token(),
             root.child_token(),
         );
+        let dispatch = Arc::new(dispatch);
         let accept = tokio::spawn(accept_loop(
             listener,
-            Arc::new(dispatch),
+            dispatch.clone(),
             stop_accept.clone(),
             shutdown.clone(),
             force.clone(),
@@ -450,7 +456,7 @@ impl RpcServer {
             _ = root.cancelled() => {}
         }
         if let (Some(broker), Some(subs)) = (&o.broker, &subscribers) {
-            match subscribe_all(broker, subs).await {
+            match subscribe_all(broker, subs, &dispatch).await {
                 Ok(s) => run.subscriptions = s,
                 Err(e) => {
                     run.cancel();
@@ -504,17 +510,19 @@ pub(crate) fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 async fn subscribe_all(
     broker: &Arc<dyn Broker>,
     subs: &Arc<subscriber::Subscribers>,
+    dispatch: &Arc<Dispatch>,
 ) -> Result<Vec<Box<dyn Subscription>>, Error> {
     broker.connect().await?;
     let mut out = Vec::new();
     for (topic, list) in &subs.by_topic {
         let queue = list.iter().find_map(|s| s.queue.clone());
-        let (subs, t) = (subs.clone(), topic.clone());
+        let (dispatch, t) = (dispatch.clone(), topic.clone());
         let handler = handler_fn(move |event: micro_broker::Event| {
-            let (subs, t) = (subs.clone(), t.clone());
+            let (dispatch, t) = (dispatch.clone(), t.clone());
             async move {
                 let peer = crate::context::Peer::of_event(&event);
-                subs.dispatch_from(&t, to_transport(event.message), peer)
+                dispatch
+                    .broker_event(&t, to_transport(event.message), peer)
                     .await
                     .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
             }

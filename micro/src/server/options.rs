@@ -6,8 +6,11 @@ use std::time::Duration;
 use micro_broker::Broker;
 use micro_registry::{MemoryRegistry, Metadata as RegistryMetadata, Registry};
 use micro_transport::{HttpTransport, Transport};
+use tower::{BoxError, Layer, Service};
 
 use super::register::RegisterCheck;
+use super::request::{ServerRequest, ServerResponse};
+use super::stack::{BoxServerService, StoredServerLayer};
 use super::{
     DEFAULT_DRAIN_LINGER, DEFAULT_NAME, DEFAULT_REGISTER_INTERVAL, DEFAULT_REGISTER_TTL,
     DEFAULT_VERSION,
@@ -35,6 +38,8 @@ pub struct ServerOptions {
     pub(crate) drain_timeout: Duration,
     pub(crate) max_streams_per_connection: usize,
     pub(crate) max_streams: usize,
+    pub(crate) layers: Vec<StoredServerLayer>,
+    pub(crate) recover: bool,
 }
 
 impl Default for ServerOptions {
@@ -58,6 +63,8 @@ impl Default for ServerOptions {
             drain_timeout: Duration::from_secs(15),
             max_streams_per_connection: 128,
             max_streams: 10_000,
+            layers: Vec::new(),
+            recover: true,
         }
     }
 }
@@ -207,6 +214,51 @@ impl ServerOptions {
     pub fn max_streams(mut self, n: usize) -> Self {
         self.max_streams = n;
         self
+    }
+
+    /// Adds a layer around every unary call, stream opening and subscriber event
+    /// (go-micro's `HandlerWrapper` and `SubscriberWrapper`); the first added is the
+    /// outermost. Any tower layer fits whose service errors convert into
+    /// `tower::BoxError`; they answer the caller as described in
+    /// [`middleware`](crate::middleware).
+    ///
+    /// ```
+    /// use micro::server::ServerOptions;
+    ///
+    /// let opts = ServerOptions::new()
+    ///     .layer(tower::load_shed::LoadShedLayer::new())
+    ///     .layer(tower::limit::ConcurrencyLimitLayer::new(256));
+    /// ```
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<BoxServerService> + Send + Sync + 'static,
+        L::Service:
+            Service<ServerRequest, Response = ServerResponse> + Clone + Send + Sync + 'static,
+        <L::Service as Service<ServerRequest>>::Error: Into<BoxError>,
+        <L::Service as Service<ServerRequest>>::Future: Send + 'static,
+    {
+        self.layers.push(StoredServerLayer::new(layer));
+        self
+    }
+
+    /// Whether a panic in a handler or subscriber becomes a 500 for its caller
+    /// ([`RecoverLayer`](crate::middleware::RecoverLayer), right above the
+    /// handlers). Default: on. Off, a panic ends the connection it happened on
+    /// (the server goes on); with no layer either, calls skip the stack entirely.
+    pub fn recover(mut self, on: bool) -> Self {
+        self.recover = on;
+        self
+    }
+
+    /// The layers of the stack, outermost first, the default ones included.
+    pub(crate) fn stack_layers(&self) -> Vec<StoredServerLayer> {
+        let mut layers = self.layers.clone();
+        if self.recover {
+            layers.push(StoredServerLayer::new(
+                crate::middleware::RecoverLayer::new(),
+            ));
+        }
+        layers
     }
 
     /// The node id this server registers: `<name>-<id>`.

@@ -25,7 +25,6 @@ use micro_transport::{Header, Message as TransportMessage};
 use super::conn::EventSink;
 use super::handler::{BoxFuture, Message};
 use crate::codec::{Codecs, DEFAULT_CONTENT_TYPE};
-use crate::context::Peer;
 use crate::describe::describe;
 use crate::wire::{self, SERVER_ID};
 use crate::{Context, RpcError};
@@ -166,17 +165,8 @@ impl Subscribers {
     pub(crate) async fn dispatch(
         &self,
         topic: &str,
+        ctx: Context,
         msg: TransportMessage,
-    ) -> Result<(), RpcError> {
-        self.dispatch_from(topic, msg, Peer::default()).await
-    }
-
-    /// [`dispatch`](Self::dispatch) of an event whose publisher proved `peer`.
-    pub(crate) async fn dispatch_from(
-        &self,
-        topic: &str,
-        msg: TransportMessage,
-        peer: Peer,
     ) -> Result<(), RpcError> {
         let Some(subs) = self.by_topic.get(topic) else {
             return Err(RpcError::not_found(
@@ -184,7 +174,6 @@ impl Subscribers {
                 format!("no subscriber for topic {topic}"),
             ));
         };
-        let ctx = Context::new(msg.header.clone(), None, None).with_peer(peer);
         let mut errors = Vec::new();
         for s in subs {
             if let Err(e) = (s.func)(ctx.clone(), &self.codecs, &msg).await {
@@ -208,9 +197,13 @@ impl Subscribers {
 
 #[async_trait::async_trait]
 impl EventSink for Subscribers {
-    async fn deliver(&self, msg: TransportMessage) -> Result<(), RpcError> {
-        let topic = msg.header.get(wire::MICRO_TOPIC).unwrap_or("").to_owned();
-        self.dispatch(&topic, msg).await
+    async fn deliver(
+        &self,
+        topic: &str,
+        ctx: Context,
+        msg: TransportMessage,
+    ) -> Result<(), RpcError> {
+        self.dispatch(topic, ctx, msg).await
     }
 }
 
