@@ -45,6 +45,7 @@ pub struct Faulty {
     registers: AtomicUsize,
     lookups: AtomicUsize,
     watches: AtomicUsize,
+    open_watches: Arc<AtomicUsize>,
 }
 
 impl Faulty {
@@ -62,6 +63,7 @@ impl Faulty {
             registers: AtomicUsize::new(0),
             lookups: AtomicUsize::new(0),
             watches: AtomicUsize::new(0),
+            open_watches: Arc::default(),
         }
     }
 
@@ -115,6 +117,35 @@ impl Faulty {
     /// How many `watch` calls were made.
     pub fn watches(&self) -> usize {
         self.watches.load(Ordering::SeqCst)
+    }
+
+    /// How many watchers it handed out are still alive (not dropped).
+    pub fn open_watches(&self) -> usize {
+        self.open_watches.load(Ordering::SeqCst)
+    }
+}
+
+/// A watcher of the wrapped registry, counted in [`Faulty::open_watches`] until
+/// dropped.
+struct Counted {
+    inner: Box<dyn Watcher>,
+    open: Arc<AtomicUsize>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Watcher for Counted {
+    async fn next(&mut self) -> Result<crate::Event> {
+        self.inner.next().await
+    }
+
+    fn stop(&mut self) {
+        self.inner.stop();
     }
 }
 
@@ -175,7 +206,12 @@ impl Registry for Faulty {
         if fails {
             return Err(Error::backend("faulty", "watch", Injected));
         }
-        self.inner.watch(opts).await
+        let inner = self.inner.watch(opts).await?;
+        self.open_watches.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(Counted {
+            inner,
+            open: self.open_watches.clone(),
+        }))
     }
 
     fn name(&self) -> &'static str {

@@ -534,7 +534,8 @@ async fn stop_ends_the_watch_tasks() {
         f.cache.get(name).await.unwrap();
     }
     assert_eq!(f.cache.watched(), 3);
-    assert_eq!(metrics.num_alive_tasks(), base + 3);
+    // three watches and the idle sweep
+    assert_eq!(metrics.num_alive_tasks(), base + 4);
     f.cache.stop().await;
     // A finished task leaves the runtime's count a moment after its handle
     // completes: wait for that, briefly.
@@ -548,4 +549,97 @@ async fn stop_ends_the_watch_tasks() {
     // Lookups still work, without watches.
     assert!(f.cache.get("a").await.is_ok());
     assert_eq!(f.cache.watched(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_name_idle_past_the_idle_timeout_is_forgotten_and_its_watch_stopped() {
+    // (A TTL longer than the test: every registry read below is the eviction's.)
+    let f = fixture(
+        CacheOptions::default()
+            .idle_timeout(Duration::from_secs(60))
+            .ttl(Duration::from_secs(3600)),
+    );
+    for name in ["busy", "idle"] {
+        f.memory
+            .register(&svc(name, &["a"]), &NO_TTL)
+            .await
+            .unwrap();
+        f.cache.get(name).await.unwrap();
+    }
+    // Names the registry does not know are remembered too (as not found).
+    assert!(f.cache.get("nobody").await.unwrap_err().is_not_found());
+    tokio::time::sleep(Duration::from_millis(200)).await; // the watches start
+    assert_eq!((f.cache.len(), f.cache.watched()), (3, 2));
+    assert_eq!(f.faulty.open_watches(), 2);
+    // "busy" is looked up every 10 s for 3 minutes, "idle" and "nobody" never again.
+    for _ in 0..18 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(ids(&f.cache.get("busy").await.unwrap()), ["a"]);
+    }
+    assert_eq!(f.cache.len(), 1, "only the name in use is kept");
+    assert_eq!(f.cache.watched(), 1);
+    assert_eq!(
+        f.faulty.open_watches(),
+        1,
+        "the idle name's watch was stopped"
+    );
+    // The kept name is still served from memory and kept current by its watch.
+    let lookups = f.faulty.lookups();
+    f.memory
+        .register(&svc("busy", &["b"]), &NO_TTL)
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(ids(&f.cache.get("busy").await.unwrap()), ["a", "b"]);
+    assert_eq!(
+        f.faulty.lookups(),
+        lookups,
+        "no registry read for the kept name"
+    );
+    // A forgotten name is read again on its next lookup, and watched again.
+    assert_eq!(ids(&f.cache.get("idle").await.unwrap()), ["a"]);
+    assert_eq!(f.faulty.lookups(), lookups + 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(f.faulty.open_watches(), 2);
+    f.cache.stop().await;
+    assert_eq!(f.faulty.open_watches(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_name_in_use_keeps_its_stale_nodes_through_a_registry_outage() {
+    // Eviction goes by lookups, not by registry answers: an outage longer than
+    // the idle timeout leaves a name in use served from its last good nodes.
+    let f = fixture(
+        CacheOptions::default()
+            .idle_timeout(Duration::from_secs(60))
+            .ttl(Duration::from_secs(5))
+            .watch(false),
+    );
+    f.memory
+        .register(&svc("foo", &["a"]), &NO_TTL)
+        .await
+        .unwrap();
+    f.cache.get("foo").await.unwrap();
+    f.faulty.set_fault(Fault::Fail);
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(ids(&f.cache.get("foo").await.unwrap()), ["a"]);
+    }
+    // Empty answers (a wiped registry) do not evict it either, within the grace.
+    f.faulty.set_fault(Fault::Empty);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(ids(&f.cache.get("foo").await.unwrap()), ["a"]);
+    assert_eq!(f.cache.len(), 1);
+    f.cache.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_cache_stops_the_idle_sweep() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let f = fixture(CacheOptions::default().watch(false));
+    assert!(f.cache.get("nobody").await.is_err());
+    assert_eq!(metrics.num_alive_tasks(), 1, "the sweep runs");
+    drop(f);
+    settle().await;
+    assert_eq!(metrics.num_alive_tasks(), 0, "no task outlives the cache");
 }

@@ -9,7 +9,11 @@
 //! ([`Socket::is_open`] is checked), the pool is keyed by the address as dialled (so
 //! host names pool too), and a [`Pooled`] that is dropped without
 //! [`release`](Pooled::release) is closed, so a cancelled call never returns a
-//! half-used connection to the pool. There is no background task.
+//! half-used connection to the pool. Idle connections nobody takes (their address
+//! left the registry, or is no longer called) are closed after
+//! [`idle_timeout`](PoolOptions::idle_timeout) by a sweep task the pool owns: it
+//! runs only while the pool holds idle connections, and stops when the pool is
+//! cleared or dropped.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -34,10 +38,11 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use tokio::task::JoinHandle;
 
 use crate::{DialOptions, Result, Socket, Transport};
 
@@ -46,6 +51,7 @@ use crate::{DialOptions, Result, Socket, Transport};
 pub struct PoolOptions {
     size: usize,
     ttl: Duration,
+    idle_timeout: Duration,
 }
 
 impl Default for PoolOptions {
@@ -53,6 +59,7 @@ impl Default for PoolOptions {
         Self {
             size: 100,
             ttl: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(90),
         }
     }
 }
@@ -78,7 +85,31 @@ impl PoolOptions {
         self.ttl = ttl;
         self
     }
+
+    /// Longest a connection waits in the pool unused. Default: 90 s (below the
+    /// servers' 5 min idle timeout). A periodic sweep closes idle connections past
+    /// this or past the TTL, so connections to addresses nobody calls any more
+    /// (nodes that left) do not stay open; it runs every half of the shorter of the
+    /// two (at most every minute).
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = d;
+        self
+    }
+
+    /// Whether a connection dialled at `created` and idle since `idle_since` may
+    /// still be used at `now`.
+    fn fresh(&self, created: Instant, idle_since: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(created) < self.ttl
+            && now.saturating_duration_since(idle_since) < self.idle_timeout
+    }
+
+    fn sweep_every(&self) -> Duration {
+        (self.ttl.min(self.idle_timeout) / 2).clamp(Duration::from_millis(1), MAX_SWEEP_INTERVAL)
+    }
 }
+
+/// The idle sweep runs at least this often while there are idle connections.
+const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Idle client connections per address; cheap to clone (clones share the pool).
 #[derive(Clone)]
@@ -92,17 +123,29 @@ struct Inner {
     idle: Mutex<Idle>,
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(t) = self.idle.get_mut().sweeper.take() {
+            t.abort();
+        }
+    }
+}
+
 #[derive(Default)]
 struct Idle {
     /// Plain connections by address, then TLS ones.
     by_addr: [HashMap<String, Vec<IdleConn>>; 2],
     /// Empty stacks are dropped when the map grows past this many addresses.
     prune_at: usize,
+    /// Closes stale idle connections; runs while there are any.
+    sweeper: Option<JoinHandle<()>>,
 }
 
 struct IdleConn {
     socket: Box<dyn Socket>,
     created: Instant,
+    /// When it was released to the pool.
+    idle_since: Instant,
 }
 
 /// Address count below which empty stacks are kept (no pruning work).
@@ -114,6 +157,7 @@ impl Pool {
         let idle = Idle {
             by_addr: Default::default(),
             prune_at: PRUNE_MIN,
+            sweeper: None,
         };
         Self {
             inner: Arc::new(Inner {
@@ -130,19 +174,19 @@ impl Pool {
     }
 
     /// A connection to `addr`: the most recently released idle one that is younger than
-    /// the TTL and still open, or else a new one dialled with `opts`. Idle connections
-    /// found stale on the way are closed.
+    /// the TTL, idle for less than the idle timeout and still open, or else a new one
+    /// dialled with `opts`. Idle connections found stale on the way are closed.
     ///
     /// Cancelling the future while it dials abandons the dial; nothing is left open.
     pub async fn get(&self, addr: &str, opts: &DialOptions) -> Result<Pooled> {
-        let ttl = self.inner.opts.ttl;
         let tls = opts.is_tls();
         loop {
             let candidate = self.inner.idle.lock().by_addr[usize::from(tls)]
                 .get_mut(addr)
                 .and_then(Vec::pop);
             let Some(conn) = candidate else { break };
-            if conn.created.elapsed() < ttl && conn.socket.is_open() {
+            let now = Instant::now();
+            if self.inner.opts.fresh(conn.created, conn.idle_since, now) && conn.socket.is_open() {
                 return Ok(self.pooled(addr, tls, conn.socket, conn.created, true));
             }
             tracing::trace!(addr, "closing stale pooled connection");
@@ -189,9 +233,16 @@ impl Pool {
             .sum()
     }
 
-    /// Closes every idle connection. Connections in use are unaffected.
+    /// Closes every idle connection and stops the sweep. Connections in use are
+    /// unaffected (released later, they are kept as usual).
     pub fn clear(&self) {
-        let all = std::mem::take(&mut self.inner.idle.lock().by_addr);
+        let (all, sweeper) = {
+            let mut idle = self.inner.idle.lock();
+            (std::mem::take(&mut idle.by_addr), idle.sweeper.take())
+        };
+        if let Some(t) = sweeper {
+            t.abort();
+        }
         drop(all); // closes them, outside the lock
     }
 }
@@ -208,7 +259,13 @@ impl fmt::Debug for Pool {
 
 impl Inner {
     /// Keeps `socket` for reuse if there is room; otherwise it is closed.
-    fn put(&self, addr: &mut String, tls: bool, socket: Box<dyn Socket>, created: Instant) {
+    fn put(
+        self: &Arc<Self>,
+        addr: &mut String,
+        tls: bool,
+        socket: Box<dyn Socket>,
+        created: Instant,
+    ) {
         if self.opts.size == 0 || created.elapsed() >= self.opts.ttl || !socket.is_open() {
             return;
         }
@@ -229,11 +286,72 @@ impl Inner {
             if stack.len() >= self.opts.size {
                 Some(socket)
             } else {
-                stack.push(IdleConn { socket, created });
+                stack.push(IdleConn {
+                    socket,
+                    created,
+                    idle_since: Instant::now(),
+                });
+                if idle.sweeper.is_none() {
+                    idle.sweeper = self.spawn_sweeper();
+                }
                 None
             }
         };
         drop(rejected); // closed outside the lock
+    }
+
+    /// Starts the sweep (on the current runtime; without one, stale connections
+    /// are only closed when `get` finds them).
+    fn spawn_sweeper(self: &Arc<Self>) -> Option<JoinHandle<()>> {
+        let rt = tokio::runtime::Handle::try_current().ok()?;
+        let (pool, every) = (Arc::downgrade(self), self.opts.sweep_every());
+        Some(rt.spawn(sweep(pool, every)))
+    }
+
+    /// Takes the stale idle connections out (and the empty stacks); returns them,
+    /// and whether any idle connection is left.
+    fn take_stale(&self) -> (Vec<IdleConn>, bool) {
+        let now = Instant::now();
+        let mut stale = Vec::new();
+        let mut idle = self.idle.lock();
+        for by_addr in &mut idle.by_addr {
+            by_addr.retain(|_, stack| {
+                let mut i = 0;
+                while i < stack.len() {
+                    let c = &stack[i];
+                    if self.opts.fresh(c.created, c.idle_since, now) && c.socket.is_open() {
+                        i += 1;
+                    } else {
+                        stale.push(stack.remove(i));
+                    }
+                }
+                !stack.is_empty()
+            });
+        }
+        let left = idle.by_addr.iter().any(|m| !m.is_empty());
+        if !left {
+            // Stops here, under the lock: a connection released from now on
+            // starts a new sweep.
+            idle.sweeper = None;
+        }
+        (stale, left)
+    }
+}
+
+/// The sweep: every `every`, closes the idle connections past the TTL or the idle
+/// timeout (or closed by the peer); ends when none is left or the pool is gone.
+async fn sweep(pool: Weak<Inner>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(inner) = pool.upgrade() else { return };
+        let (stale, left) = inner.take_stale();
+        if !stale.is_empty() {
+            tracing::debug!(count = stale.len(), "closing idle pooled connections");
+        }
+        drop(stale); // closed outside the lock
+        if !left {
+            return;
+        }
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{echo, serve, within};
+use common::{echo, echo_server, serve, within};
 use micro_transport::{
     DialOptions, Header, HttpTransport, HttpTransportOptions, MemoryTransport, Message, Pool,
     PoolOptions, Pooled, Transport,
@@ -215,4 +215,82 @@ async fn dropped_or_discarded_connections_are_closed() {
         Err(micro_transport::Error::Closed)
     ));
     assert_eq!(pool.idle_count("svc"), 0);
+}
+
+#[tokio::test]
+async fn idle_connections_to_addresses_nobody_calls_are_closed_after_the_idle_timeout() {
+    // Two nodes; calls go on to the second only (the first left the registry).
+    // The first one's pooled connection is closed by the pool's sweep, with no
+    // `get` or `release` for its address, and the server sees it close.
+    let transport = HttpTransport::new();
+    let gone = transport.listen("127.0.0.1:0").await.unwrap();
+    let used = echo_server(&transport).await;
+    let pool = Pool::new(
+        Arc::new(transport),
+        PoolOptions::new().idle_timeout(Duration::from_millis(300)),
+    );
+    let opts = DialOptions::default();
+    let conn = within(pool.get(&gone.addr(), &opts)).await.unwrap();
+    let server_side = within(gone.accept()).await.unwrap();
+    conn.release();
+    assert_eq!(pool.idle_count(&gone.addr()), 1);
+    let started = std::time::Instant::now();
+    // The server sees the pooled connection close (recv fails) well within the
+    // test's limit: idle timeout plus one sweep interval.
+    let closed = within(server_side.recv()).await;
+    assert!(closed.is_err(), "the server read a request: {closed:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "closed before the idle timeout: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(pool.idle_count(&gone.addr()), 0);
+
+    // A connection in steady use is kept: each call finds it idle for less than
+    // the timeout and reuses it.
+    let mut first = None;
+    for i in 0..8 {
+        let conn = within(pool.get(&used.addr, &opts)).await.unwrap();
+        call(&conn, &format!("call {i}")).await;
+        let local = conn.local_addr().to_owned();
+        assert_eq!(first.get_or_insert_with(|| local.clone()), &local, "call {i}");
+        conn.release();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Left alone, it goes too, and the sweep ends with the last idle connection.
+    within(async {
+        while pool.idle_total() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn clearing_or_dropping_the_pool_stops_its_sweep() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let transport = MemoryTransport::new();
+    // dials complete without accepting: no server task
+    let _listener = transport.listen("svc").await.unwrap();
+    let base = metrics.num_alive_tasks();
+    let pool = Pool::new(Arc::new(transport), PoolOptions::new());
+    let opts = DialOptions::default();
+    within(pool.get("svc", &opts)).await.unwrap().release();
+    assert_eq!(metrics.num_alive_tasks(), base + 1, "the sweep runs");
+    pool.clear();
+    within(async {
+        while metrics.num_alive_tasks() > base {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    within(pool.get("svc", &opts)).await.unwrap().release();
+    assert!(metrics.num_alive_tasks() > base);
+    drop(pool);
+    within(async {
+        while metrics.num_alive_tasks() > base {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
 }

@@ -1,6 +1,7 @@
 //! One cached service: what the registry last said, and the rules that turn lookups
 //! and watch events into the node set callers get.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -26,22 +27,35 @@ pub(super) struct Entry {
     /// Set when events may have been lost: only a lookup makes the entry fresh
     /// again, events alone no longer do.
     pub(super) needs_lookup: bool,
+    /// When the name was last looked up, in the cache's clock (milliseconds from
+    /// its epoch); written under the read lock, hence atomic.
+    last_used: AtomicU64,
 }
 
-impl Default for Entry {
-    fn default() -> Self {
+impl Entry {
+    /// An entry with nothing in it yet, used at `clock`.
+    pub(super) fn new(now: Instant, clock: u64) -> Self {
         Entry {
             current: Snapshot::default(),
             last_good: None,
             empty_since: None,
             error: None,
-            expires: Instant::now(),
+            expires: now,
             needs_lookup: false,
+            last_used: AtomicU64::new(clock),
         }
     }
-}
 
-impl Entry {
+    /// Records a lookup of the name at `clock`.
+    pub(super) fn touch(&self, clock: u64) {
+        self.last_used.fetch_max(clock, Ordering::Relaxed);
+    }
+
+    /// When the name was last looked up.
+    pub(super) fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+
     /// What a caller gets now.
     pub(super) fn serve(&self, now: Instant, grace: Duration) -> Result<Snapshot> {
         if !self.current.is_empty() {

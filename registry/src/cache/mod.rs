@@ -28,6 +28,7 @@ pub struct CacheOptions {
     not_found_ttl: Duration,
     empty_grace: Option<Duration>,
     watch: bool,
+    idle_timeout: Duration,
 }
 
 impl Default for CacheOptions {
@@ -38,6 +39,7 @@ impl Default for CacheOptions {
             not_found_ttl: Duration::from_secs(1),
             empty_grace: None,
             watch: true,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -84,10 +86,32 @@ impl CacheOptions {
         self
     }
 
+    /// How long an entry is kept after the last lookup of its name. A name nobody
+    /// looked up for this long is forgotten and its watch stopped, so a cache that
+    /// saw many names over time holds (and watches) only those still in use; the
+    /// next lookup of a forgotten name asks the registry again, as the first one
+    /// did. Entries are checked every half of this (at least every minute).
+    /// Default: 10 min.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = d;
+        self
+    }
+
+    /// How often the idle sweep runs.
+    fn sweep_every(&self) -> Duration {
+        (self.idle_timeout / 2).clamp(Duration::from_millis(1), MAX_SWEEP_INTERVAL)
+    }
+
     fn grace(&self) -> Duration {
         self.empty_grace.unwrap_or(self.ttl)
     }
 }
+
+/// [`CacheOptions::idle_timeout`]'s default.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The idle sweep runs at least this often.
+const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 type Flight = Shared<BoxFuture<'static, Result<Snapshot>>>;
 
@@ -154,6 +178,8 @@ pub(crate) struct Inner {
     entries: RwLock<HashMap<String, Entry>>,
     flights: Mutex<HashMap<String, Flight>>,
     watchers: Mutex<Watchers>,
+    /// The clock entries count their last use from.
+    epoch: Instant,
 }
 
 #[derive(Default)]
@@ -162,6 +188,8 @@ struct Watchers {
     tasks: HashMap<String, JoinHandle<()>>,
     /// Background reads of expired entries, at most one per name.
     refreshes: HashMap<String, JoinHandle<()>>,
+    /// Forgets idle entries; started with the first entry.
+    sweeper: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -188,6 +216,7 @@ impl Cache {
                 entries: RwLock::new(HashMap::new()),
                 flights: Mutex::new(HashMap::new()),
                 watchers: Mutex::new(Watchers::default()),
+                epoch: Instant::now(),
             }),
         }
     }
@@ -205,6 +234,7 @@ impl Cache {
         {
             let entries = self.inner.entries.read();
             if let Some(e) = entries.get(name) {
+                e.touch(self.inner.clock(now));
                 if now < e.expires {
                     return e.serve(now, self.inner.opts.grace());
                 }
@@ -229,15 +259,22 @@ impl Cache {
         self.inner.invalidate(name);
     }
 
-    /// Stops every watch and background refresh task and waits for them. Lookups
-    /// keep working afterwards, without watches (entries then live for the TTL) and
-    /// without background refreshes (an expired entry is read before it is served).
+    /// Stops every watch, background refresh and the idle sweep, and waits for
+    /// them. Lookups keep working afterwards, without watches (entries then live
+    /// for the TTL), without background refreshes (an expired entry is read before
+    /// it is served) and without forgetting idle names.
     pub async fn stop(&self) {
         let tasks: Vec<JoinHandle<()>> = {
             let mut w = self.inner.watchers.lock();
             w.stopped = true;
             let refreshes: Vec<_> = w.refreshes.drain().map(|(_, t)| t).collect();
-            w.tasks.drain().map(|(_, t)| t).chain(refreshes).collect()
+            let sweeper = w.sweeper.take();
+            w.tasks
+                .drain()
+                .map(|(_, t)| t)
+                .chain(refreshes)
+                .chain(sweeper)
+                .collect()
         };
         for t in tasks {
             t.abort();
@@ -248,6 +285,16 @@ impl Cache {
     /// Number of services being watched (for tests and metrics).
     pub fn watched(&self) -> usize {
         self.inner.watchers.lock().tasks.len()
+    }
+
+    /// Number of names the cache holds an entry for (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.inner.entries.read().len()
+    }
+
+    /// Whether the cache holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     async fn fetch_shared(&self, name: &str) -> Result<Snapshot> {
@@ -264,7 +311,11 @@ impl Cache {
                 }
             }
         };
-        flight.await
+        let res = flight.await;
+        if let Some(e) = self.inner.entries.read().get(name) {
+            e.touch(self.inner.clock(Instant::now()));
+        }
+        res
     }
 }
 
@@ -286,22 +337,96 @@ impl Inner {
             }
         }
         let res = self.registry.get_service(&name).await;
-        let (out, start_watch) = self.apply_lookup(&name, res);
+        let (out, start_watch) = self.apply_lookup(&name, res, true);
         self.flights.lock().remove(&name);
+        self.start_sweeper();
         if start_watch {
             self.clone().start_watch(&name);
         }
-        out
+        out.unwrap_or(Err(Error::NotFound))
     }
 
-    /// Applies a lookup's result to the entry of `name`; returns what a caller gets
+    /// Milliseconds from the cache's epoch to `now`: the clock of `Entry::touch`.
+    fn clock(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    /// Applies a lookup's result to the entry of `name` (made first when `create`;
+    /// else a forgotten name stays forgotten: `None`); returns what a caller gets
     /// now, and whether the name should now be watched.
-    fn apply_lookup(&self, name: &str, res: Result<Vec<Service>>) -> (Result<Snapshot>, bool) {
+    fn apply_lookup(
+        &self,
+        name: &str,
+        res: Result<Vec<Service>>,
+        create: bool,
+    ) -> (Option<Result<Snapshot>>, bool) {
         let now = Instant::now();
         let mut entries = self.entries.write();
-        let e = entries.entry(name.to_owned()).or_default();
+        let e = match entries.get_mut(name) {
+            Some(e) => e,
+            None if create => entries
+                .entry(name.to_owned())
+                .or_insert_with(|| Entry::new(now, self.clock(now))),
+            None => return (None, false),
+        };
         let start_watch = e.apply_lookup(res, now, &self.opts, name);
-        (e.serve(now, self.opts.grace()), start_watch)
+        (Some(e.serve(now, self.opts.grace())), start_watch)
+    }
+
+    /// Starts the idle sweep unless it runs (or the cache was stopped, or there is
+    /// no runtime: then nothing is ever forgotten).
+    fn start_sweeper(self: &Arc<Self>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut w = self.watchers.lock();
+        if w.stopped || w.sweeper.is_some() {
+            return;
+        }
+        let (cache, every) = (Arc::downgrade(self), self.opts.sweep_every());
+        w.sweeper = Some(rt.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(inner) = cache.upgrade() else { return };
+                let stopped = inner.forget_idle();
+                drop(inner);
+                for t in stopped {
+                    let _ = t.await;
+                }
+            }
+        }));
+    }
+
+    /// Drops the entries not looked up for the idle timeout and aborts their watch
+    /// and refresh tasks; returns those tasks, for the sweep to wait on.
+    fn forget_idle(&self) -> Vec<JoinHandle<()>> {
+        let now = self.clock(Instant::now());
+        let idle = self.opts.idle_timeout.as_millis().min(u128::from(u64::MAX)) as u64;
+        let mut gone = Vec::new();
+        self.entries.write().retain(|name, e| {
+            let keep = now.saturating_sub(e.last_used()) < idle;
+            if !keep {
+                gone.push(name.clone());
+            }
+            keep
+        });
+        if gone.is_empty() {
+            return Vec::new();
+        }
+        tracing::debug!(
+            count = gone.len(),
+            "registry cache: forgetting idle services"
+        );
+        let mut w = self.watchers.lock();
+        let tasks: Vec<JoinHandle<()>> = gone
+            .iter()
+            .flat_map(|name| [w.tasks.remove(name), w.refreshes.remove(name)])
+            .flatten()
+            .collect();
+        for t in &tasks {
+            t.abort();
+        }
+        tasks
     }
 
     /// Reads `name` from the registry in a task of the cache's, unless one already
@@ -324,7 +449,7 @@ impl Inner {
         let task = rt.spawn(async move {
             let res = registry.get_service(&key).await;
             let Some(inner) = cache.upgrade() else { return };
-            let (_, start_watch) = inner.apply_lookup(&key, res);
+            let (_, start_watch) = inner.apply_lookup(&key, res, false);
             if start_watch {
                 inner.start_watch(&key);
             }
@@ -363,6 +488,9 @@ impl Drop for Inner {
     fn drop(&mut self) {
         let w = self.watchers.get_mut();
         for (_, t) in w.tasks.drain().chain(w.refreshes.drain()) {
+            t.abort();
+        }
+        if let Some(t) = w.sweeper.take() {
             t.abort();
         }
     }
