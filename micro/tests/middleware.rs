@@ -467,3 +467,285 @@ async fn a_panicking_handler_answers_500_through_the_default_stack() {
         .unwrap();
     service.stop().await.unwrap();
 }
+
+/// Counts runs in flight and remembers the most seen at once.
+#[derive(Default)]
+struct InFlight {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl InFlight {
+    /// Counts a run until the guard drops (a run the timeout cancels included).
+    fn enter(self: &Arc<Self>) -> Leave {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+        Leave(self.clone())
+    }
+}
+
+struct Leave(Arc<InFlight>);
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+type Outcomes<K> = Arc<Mutex<Vec<(K, String, i32)>>>;
+
+#[tokio::test]
+async fn a_user_layer_with_towers_timeout_and_concurrency_limit_acts_on_every_kind_of_server_work()
+{
+    let registry = common::memory();
+    // Outermost: a user layer recording each request's kind and outcome (0 = ok).
+    let outcomes: Outcomes<ServerKind> = Arc::default();
+    let log = outcomes.clone();
+    let user = from_fn(move |req: ServerRequest, next: Next<BoxServerService>| {
+        let (log, kind, endpoint) = (log.clone(), req.kind(), req.endpoint().to_owned());
+        async move {
+            let r = next.run(req).await;
+            let code = r.as_ref().map_or_else(|e| e.code, |_| 0);
+            log.lock().push((kind, endpoint, code));
+            r
+        }
+    });
+    // Innermost: what runs below the concurrency limit.
+    let inside = Arc::new(InFlight::default());
+    let probe = inside.clone();
+    let below = from_fn(move |req: ServerRequest, next: Next<BoxServerService>| {
+        let probe = probe.clone();
+        async move {
+            let _in = probe.enter();
+            next.run(req).await
+        }
+    });
+    let started = Arc::new(AtomicUsize::new(0));
+    let count = started.clone();
+    let sub = Subscriber::new("mw.slow", move |_: Context, p: Ping| {
+        let count = count.clone();
+        async move {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(p.n as u64)).await;
+            Ok::<(), RpcError>(())
+        }
+    });
+    let service = builder(&registry)
+        .layer(user)
+        .layer(tower::timeout::TimeoutLayer::new(Duration::from_millis(
+            400,
+        )))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(1))
+        .layer(below)
+        .subscribe(sub)
+        .client_options(|o| o.retries(0))
+        .build()
+        .unwrap();
+    service.start().await.unwrap();
+    let client = service.client().clone();
+
+    // Unary: four concurrent calls run one at a time; one too slow times out.
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .request("test", "Test.Slow")
+                    .call::<_, Empty>(&SlowRequest { millis: 30 })
+                    .await
+            })
+        })
+        .collect();
+    for c in calls {
+        c.await.unwrap().unwrap();
+    }
+    let e = client
+        .request("test", "Test.Slow")
+        .call::<_, Empty>(&SlowRequest { millis: 3_000 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), 408, "{e}");
+
+    // A stream holds the only permit for its life and is cut at the timeout.
+    let s = client
+        .request("test", "Test.Echo")
+        .stream::<Num, Num>()
+        .await
+        .unwrap();
+    s.send(&Num { n: 1 }).await.unwrap();
+    assert_eq!(s.recv().await.unwrap(), Some(Num { n: 1 }));
+    let e = tokio::time::timeout(LIMIT, s.recv())
+        .await
+        .expect("the stream ends")
+        .unwrap_err();
+    assert_eq!(e.code(), 408, "{e}");
+    s.close().await;
+
+    // Events: two quick ones in turn, a slow one cut at the timeout.
+    for n in [10, 10, 3_000] {
+        client.publish_event("mw.slow", &Ping { n }).await.unwrap();
+    }
+    assert!(
+        eventually(|| outcomes
+            .lock()
+            .iter()
+            .filter(|o| o.0 == ServerKind::Event)
+            .count()
+            == 3)
+        .await
+    );
+
+    assert_eq!(
+        inside.max.load(Ordering::SeqCst),
+        1,
+        "the limit held everywhere"
+    );
+    assert_eq!(started.load(Ordering::SeqCst), 3);
+    let seen = outcomes.lock().clone();
+    let codes = |kind: ServerKind| -> Vec<i32> {
+        seen.iter().filter(|o| o.0 == kind).map(|o| o.2).collect()
+    };
+    assert_eq!(codes(ServerKind::Call), [0, 0, 0, 0, 408]);
+    assert_eq!(codes(ServerKind::Stream), [408]);
+    assert_eq!(codes(ServerKind::Event), [0, 0, 408]);
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_user_layer_with_towers_timeout_and_concurrency_limit_acts_on_calls_streams_and_publishes()
+ {
+    let registry = common::memory();
+    let sub = Subscriber::new("mw.client", |_: Context, _: Ping| async {
+        Ok::<(), RpcError>(())
+    });
+    let outcomes: Outcomes<CallKind> = Arc::default();
+    let log = outcomes.clone();
+    let inside = Arc::new(InFlight::default());
+    let probe = inside.clone();
+    let service = builder(&registry)
+        .subscribe(sub)
+        .client_options(move |o| {
+            o.retries(0)
+                // Outermost: records each call's kind and outcome (0 = ok).
+                .layer(from_fn(
+                    move |req: ClientRequest, next: Next<BoxClientService>| {
+                        let (log, kind, endpoint) =
+                            (log.clone(), req.kind(), req.endpoint().to_owned());
+                        async move {
+                            let r = next.run(req).await;
+                            let code = r.as_ref().map_or_else(|e| e.code(), |_| 0);
+                            log.lock().push((kind, endpoint, code));
+                            r
+                        }
+                    },
+                ))
+                .layer(tower::timeout::TimeoutLayer::new(Duration::from_millis(
+                    300,
+                )))
+                .layer(tower::limit::ConcurrencyLimitLayer::new(1))
+                // Innermost: holds requests marked X-Delay for 100 ms each, or for
+                // 2 s with X-Delay: long.
+                .layer(from_fn(
+                    move |req: ClientRequest, next: Next<BoxClientService>| {
+                        let probe = probe.clone();
+                        let delay = match req.header("X-Delay") {
+                            Some("long") => Duration::from_secs(2),
+                            Some(_) => Duration::from_millis(100),
+                            None => Duration::ZERO,
+                        };
+                        async move {
+                            let _in = probe.enter();
+                            tokio::time::sleep(delay).await;
+                            next.run(req).await
+                        }
+                    },
+                ))
+        })
+        .build()
+        .unwrap();
+    service.start().await.unwrap();
+    let client = service.client().clone();
+
+    // Calls: two at once run in turn (each held 100 ms); a slow one times out.
+    let a = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .request("test", "Test.Call")
+                .metadata("X-Delay", "short")
+                .call::<_, CallResponse>(&CallRequest::default())
+                .await
+        })
+    };
+    let _: CallResponse = client
+        .request("test", "Test.Call")
+        .metadata("X-Delay", "short")
+        .call(&CallRequest::default())
+        .await
+        .unwrap();
+    a.await.unwrap().unwrap();
+    let e = client
+        .request("test", "Test.Slow")
+        .call::<_, Empty>(&SlowRequest { millis: 3_000 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), CallErrorKind::Timeout, "{e}");
+
+    // Stream openings: one goes, one held too long times out.
+    let s = client
+        .request("test", "Test.Echo")
+        .stream::<Num, Num>()
+        .await
+        .unwrap();
+    s.close().await;
+    let e = client
+        .request("test", "Test.Echo")
+        .metadata("X-Delay", "long")
+        .stream::<Num, Num>()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), CallErrorKind::Timeout, "{e}");
+
+    // Publishes: two at once go in turn; one held too long times out.
+    let p = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .message("mw.client")
+                .metadata("X-Delay", "short")
+                .publish(&Ping { n: 1 })
+                .await
+        })
+    };
+    client
+        .message("mw.client")
+        .metadata("X-Delay", "short")
+        .publish(&Ping { n: 2 })
+        .await
+        .unwrap();
+    p.await.unwrap().unwrap();
+    let e = client
+        .message("mw.client")
+        .metadata("X-Delay", "long")
+        .publish(&Ping { n: 3 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), CallErrorKind::Timeout, "{e}");
+
+    assert_eq!(
+        inside.max.load(Ordering::SeqCst),
+        1,
+        "the limit held everywhere"
+    );
+    let seen = outcomes.lock().clone();
+    let kinds = |kind: CallKind| -> Vec<bool> {
+        seen.iter()
+            .filter(|o| o.0 == kind)
+            .map(|o| o.2 == 0)
+            .collect()
+    };
+    assert_eq!(kinds(CallKind::Call), [true, true, false]);
+    assert_eq!(kinds(CallKind::Stream), [true, false]);
+    assert_eq!(kinds(CallKind::Publish), [true, true, false]);
+    service.stop().await.unwrap();
+}

@@ -253,7 +253,11 @@ async fn idle_connections_to_addresses_nobody_calls_are_closed_after_the_idle_ti
         let conn = within(pool.get(&used.addr, &opts)).await.unwrap();
         call(&conn, &format!("call {i}")).await;
         let local = conn.local_addr().to_owned();
-        assert_eq!(first.get_or_insert_with(|| local.clone()), &local, "call {i}");
+        assert_eq!(
+            first.get_or_insert_with(|| local.clone()),
+            &local,
+            "call {i}"
+        );
         conn.release();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
