@@ -7,7 +7,10 @@
 //! Asserted: the micro client with default options fails no call in the whole run
 //! (go-micro servers that stop, or that lose a request on a kept-alive connection,
 //! cost it retries, not calls), and stopping micro nodes fails no call of either
-//! client. Printed: every client's failures per phase (the go-micro client's losses
+//! client: no call fails on a micro node while it closes its connections or just
+//! after. (About one go-micro client call in 40,000 fails with a broken pipe on a
+//! kept-alive connection to a micro node that is not stopping; those are printed
+//! with go-micro's other losses. Their cause is not known yet.) Printed: every client's failures per phase (the go-micro client's losses
 //! when go-micro nodes stop are go-micro's own and only reported), and the
 //! slowest successful call, which is what the default attempt timeout must stay
 //! above.
@@ -218,13 +221,17 @@ async fn migrate(go: GoVersion) -> String {
     }
     let (go_calls_b, go_errors_b, described) = go_result(load).await;
     // A go-micro client call is failed by a stopping micro node when it names
-    // that node and started while it stopped (or in the second before: a call in
-    // flight when the stop began).
+    // that node and started once the node began to close its connections (the
+    // drain linger over; until then a stopping node serves exactly as a live one,
+    // only deregistered) or within a second after the stop ended (a caller whose
+    // cache still held the node). Failures naming a micro node outside those
+    // windows happened on a live node: they are reported, with the others.
+    let linger = micro::server::DEFAULT_DRAIN_LINGER.as_millis() as u64;
     let by_stop: Vec<&(u64, String)> = described
         .iter()
         .filter(|(at, e)| {
             stops.iter().any(|(addr, began, ended)| {
-                e.contains(addr.as_str()) && *at + 1000 >= *began && *at <= *ended
+                e.contains(addr.as_str()) && *at >= began + linger && *at <= ended + 1000
             })
         })
         .collect();
