@@ -5,8 +5,10 @@
 
 use std::io::Write;
 
-use micro::Service;
+use std::time::Duration;
+
 use micro::client::{CallBuilder, Client};
+use micro::{Service, ServiceBuilder};
 
 use crate::{CallRequest, CallResponse, CountMessage, Helloworld, StrokeMessage, init_logging};
 
@@ -18,10 +20,11 @@ pub type BoxError = Box<dyn std::error::Error>;
 /// (deregister, drain) on SIGINT, SIGTERM or SIGQUIT.
 pub async fn helloworld() -> Result<(), BoxError> {
     init_logging();
-    let service = Service::builder("helloworld")
+    let builder = Service::builder("helloworld")
         .from_env()?
-        .handle(Helloworld)?
-        .build()?;
+        .handle(Helloworld)?;
+    let service =
+        with_stack(builder, std::env::var("HELLOWORLD_STACK").ok().as_deref())?.build()?;
     service.start().await?;
     let server = service.server();
     println!(
@@ -34,6 +37,30 @@ pub async fn helloworld() -> Result<(), BoxError> {
     service.stop().await?;
     waited?;
     Ok(())
+}
+
+/// The server middleware stack the benchmark measures, by `HELLOWORLD_STACK`:
+/// `empty` (no layer, panic recovery off), `default` or unset (what every service
+/// gets: panic recovery), `layered` (recovery, a 30 s endpoint timeout, a token
+/// bucket of a million calls per second and a pass-through `from_fn` layer).
+fn with_stack(b: ServiceBuilder, stack: Option<&str>) -> Result<ServiceBuilder, BoxError> {
+    use micro::middleware::{EndpointTimeoutLayer, Next, RateLimitLayer, from_fn};
+    use micro::server::{BoxServerService, ServerRequest};
+    Ok(match stack {
+        None | Some("default") => b,
+        Some("empty") => b.recover(false),
+        Some("layered") => b
+            .layer(EndpointTimeoutLayer::new(Some(Duration::from_secs(30))))
+            .layer(RateLimitLayer::new(1e6, 1_000_000))
+            .layer(from_fn(
+                |req: ServerRequest, next: Next<BoxServerService>| next.run(req),
+            )),
+        Some(other) => {
+            return Err(
+                format!("HELLOWORLD_STACK={other}: expected empty, default or layered").into(),
+            );
+        }
+    })
 }
 
 /// The arguments of `helloworld-client`.

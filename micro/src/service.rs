@@ -428,6 +428,14 @@ impl ServiceBuilder {
         self
     }
 
+    /// Whether a panicking handler or subscriber answers a 500 instead of dropping
+    /// the call ([`RecoverLayer`](crate::middleware::RecoverLayer), outermost).
+    /// Default: on.
+    pub fn recover(mut self, on: bool) -> Self {
+        self.server_opts = self.server_opts.recover(on);
+        self
+    }
+
     /// A check run before every registration. Default: none.
     pub fn register_check(mut self, c: RegisterCheck) -> Self {
         self.server_opts = self.server_opts.register_check(c);

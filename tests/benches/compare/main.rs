@@ -17,7 +17,7 @@
 //! | `BENCH_SUBSCRIBERS` | broker subscriber counts | `1,8` |
 //! | `BENCH_PUBLISHERS` | concurrent publishers in the broker runs | 32 |
 //! | `BENCH_DISCOVERY_ROUNDS` | register/deregister rounds per discovery run | 100 |
-//! | `BENCH_ONLY` | workloads to run, comma separated (`unary,bidi,broker,discovery,tls`) | all |
+//! | `BENCH_ONLY` | workloads to run, comma separated (`unary,bidi,broker,discovery,tls,stack`) | all |
 //! | `BENCH_GO` | go-micro versions to compare, comma separated (`v5,v4`) | `v5,v4` |
 //! | `MICRO_BENCH_HELLOWORLD` | our server binary | `target/dist/helloworld`, else `helloworld` next to this bench's `deps/` |
 //! | `MICRO_BENCH_HELLOWORLD_TLS` | our server binary built with the `tls` feature (the TLS workload) | `helloworld-tls` next to `MICRO_BENCH_HELLOWORLD` |
@@ -35,6 +35,7 @@ mod orchestrate;
 mod procs;
 mod pubsub;
 mod report;
+mod stack;
 mod tls;
 mod workloads;
 

@@ -73,7 +73,7 @@ impl Settings {
             subscribers: env_nums("BENCH_SUBSCRIBERS", "1,8")?,
             publishers: env_num("BENCH_PUBLISHERS", 32usize)?.max(1),
             discovery_rounds: env_num("BENCH_DISCOVERY_ROUNDS", 100usize)?.max(1),
-            only: env_list("BENCH_ONLY", "unary,bidi,broker,discovery,tls"),
+            only: env_list("BENCH_ONLY", "unary,bidi,broker,discovery,tls,stack"),
             go,
         })
     }
@@ -265,16 +265,15 @@ pub(crate) async fn start_server(env: &Env, s: Stack, tls: bool) -> Res<Server> 
     let name = format!("bench.{}{}", s.slug(), if tls { "-tls" } else { "" });
     let mut cmd = match s {
         Stack::Micro => {
-            let mut cmd = Command::new(if tls {
-                &env.helloworld_tls
-            } else {
-                &env.helloworld
-            });
-            cmd.env("MICRO_REGISTRY", "etcd")
-                .env("MICRO_REGISTRY_ADDRESS", &env.etcd)
-                .env("MICRO_SERVER_NAME", &name)
-                .env("MICRO_SERVER_ADDRESS", "127.0.0.1:0")
-                .env("MICRO_BROKER_ADDRESS", "127.0.0.1:0");
+            let mut cmd = micro_cmd(
+                env,
+                if tls {
+                    &env.helloworld_tls
+                } else {
+                    &env.helloworld
+                },
+                &name,
+            );
             if tls {
                 cmd.env("MICRO_TLS_CERT", &env.tls.cert)
                     .env("MICRO_TLS_KEY", &env.tls.key);
@@ -303,6 +302,34 @@ pub(crate) async fn start_server(env: &Env, s: Stack, tls: bool) -> Res<Server> 
         _ => name,
     };
     Ok(Server { child, target })
+}
+
+/// Our helloworld server named `name`, on etcd and loopback.
+fn micro_cmd(env: &Env, program: &std::path::Path, name: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env("MICRO_REGISTRY", "etcd")
+        .env("MICRO_REGISTRY_ADDRESS", &env.etcd)
+        .env("MICRO_SERVER_NAME", name)
+        .env("MICRO_SERVER_ADDRESS", "127.0.0.1:0")
+        .env("MICRO_BROKER_ADDRESS", "127.0.0.1:0");
+    cmd
+}
+
+/// Starts our (plain) server as `bench.<slug>`, its command adjusted by `adjust`.
+pub(crate) async fn start_micro_server(
+    env: &Env,
+    slug: &str,
+    adjust: impl FnOnce(&mut Command),
+) -> Res<Server> {
+    let name = format!("bench.{slug}");
+    let mut cmd = micro_cmd(env, &env.helloworld, &name);
+    adjust(&mut cmd);
+    let mut child = Child::spawn(&format!("server-{slug}"), &env.logs, &mut cmd)?;
+    child.ready(Duration::from_secs(30)).await?;
+    Ok(Server {
+        child,
+        target: name,
+    })
 }
 
 pub(crate) async fn run() -> Res<()> {
@@ -352,18 +379,29 @@ pub(crate) async fn run() -> Res<()> {
     } else {
         BTreeMap::new()
     };
+    let mut stack_servers = if env.settings.runs("stack") {
+        crate::stack::servers(&env).await?
+    } else {
+        BTreeMap::new()
+    };
     tokio::time::sleep(Duration::from_secs(2)).await;
     for (s, srv) in &servers {
         results.rss.entry(*s).or_default().idle = srv.child.pid().and_then(rss_kib);
     }
 
-    let outcome = workloads::run_all(&env, &servers, &tls_servers, &mut results).await;
+    let outcome =
+        workloads::run_all(&env, &servers, &tls_servers, &stack_servers, &mut results).await;
     for (s, srv) in &servers {
         results.rss.entry(*s).or_default().after = srv.child.pid().and_then(rss_kib);
     }
     for (_, srv) in std::mem::take(&mut servers)
         .into_iter()
         .chain(std::mem::take(&mut tls_servers))
+        .chain(
+            std::mem::take(&mut stack_servers)
+                .into_values()
+                .map(|srv| (Stack::Micro, srv)),
+        )
     {
         srv.child.stop(Duration::from_secs(10)).await;
     }

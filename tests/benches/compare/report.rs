@@ -93,6 +93,8 @@ pub(crate) struct Results {
     pub(crate) discovery: BTreeMap<Stack, Vec<Discovery>>,
     /// Unary at 16 callers in the TLS workload: (stack, over TLS).
     pub(crate) tls: BTreeMap<(Stack, bool), Vec<Load>>,
+    /// Unary at 16 callers against our server with each middleware stack.
+    pub(crate) stack: BTreeMap<&'static str, Vec<Load>>,
     pub(crate) failures: Vec<String>,
 }
 
@@ -138,6 +140,15 @@ impl Results {
 
     fn tls_med(&self, s: Stack, secure: bool) -> Option<(f64, f64, f64)> {
         let v = self.tls.get(&(s, secure))?;
+        Some((
+            med(v, |l| l.per_sec)?,
+            med(v, |l| l.p50_us)?,
+            med(v, |l| l.p99_us)?,
+        ))
+    }
+
+    fn stack_med(&self, stack: &str) -> Option<(f64, f64, f64)> {
+        let v = self.stack.get(stack)?;
         Some((
             med(v, |l| l.per_sec)?,
             med(v, |l| l.p50_us)?,
@@ -312,6 +323,35 @@ impl Results {
                 );
             }
         }
+        if !self.stack.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n== unary Helloworld.Call at {} callers through our server's middleware stack, in alternation (median of {r} rounds) ==",
+                crate::stack::CALLERS
+            );
+            let _ = writeln!(
+                o,
+                "{:<10} {:>10} {:>10} {:>10} {:>7} {:>14} {:>9}",
+                "stack", "calls/s", "p50 us", "p99 us", "errors", "srv CPU us/call", "vs empty"
+            );
+            for stack in crate::stack::STACKS {
+                let (Some(v), Some((rate, p50, p99))) =
+                    (self.stack.get(stack), self.stack_med(stack))
+                else {
+                    continue;
+                };
+                let errors: u64 = v.iter().map(|l| l.errors).sum();
+                let vs = self
+                    .stack_med("empty")
+                    .map(|(e, _, _)| format!("{:.3}x", rate / e))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    o,
+                    "{stack:<10} {rate:>10.0} {p50:>10.1} {p99:>10.1} {errors:>7} {:>14} {vs:>9}",
+                    cpu_col(v)
+                );
+            }
+        }
         if !self.failures.is_empty() {
             let _ = writeln!(o, "\n== failed runs (left out of the medians) ==");
             for f in &self.failures {
@@ -332,7 +372,7 @@ impl Results {
             let (m, verdict) = match measured {
                 Some(v) if v.is_finite() => (
                     if unit == "%" {
-                        format!("{:.0}%", v * 100.0)
+                        format!("{:.1}%", v * 100.0)
                     } else {
                         format!("{v:.3}{unit}")
                     },
@@ -390,6 +430,17 @@ impl Results {
                 "x",
                 ">=3x",
                 &|v| v >= 3.0,
+            );
+        }
+        if !self.stack.is_empty() {
+            let rate = |stack| self.stack_med(stack).map(|m| m.0);
+            // What the default stack (panic recovery) costs next to no stack at all.
+            line(
+                "stack_cost_default_16",
+                ratio(rate("default"), rate("empty")).map(|r| 1.0 - r),
+                "%",
+                "<=3%",
+                &|v| v <= 0.03,
             );
         }
         if !self.tls.is_empty() {

@@ -21,6 +21,7 @@ pub(crate) async fn run_all(
     env: &Env,
     servers: &BTreeMap<Stack, Server>,
     tls_servers: &BTreeMap<Stack, Server>,
+    stack_servers: &BTreeMap<&'static str, Server>,
     r: &mut Results,
 ) -> Res<()> {
     let s = &env.settings;
@@ -39,6 +40,9 @@ pub(crate) async fn run_all(
         }
         if s.runs("tls") {
             crate::tls::run(env, servers, tls_servers, r, round).await?;
+        }
+        if s.runs("stack") {
+            crate::stack::run(env, stack_servers, r, round).await?;
         }
     }
     Ok(())
