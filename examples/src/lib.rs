@@ -6,7 +6,6 @@
 
 pub mod programs;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use micro::server::{Handler, Routes, Sink, Streaming};
@@ -48,11 +47,7 @@ pub struct Helloworld;
 
 impl Helloworld {
     /// `{"name"}` -> `{"msg": "Hello <name>"}`.
-    pub async fn call(
-        self: Arc<Self>,
-        _ctx: Context,
-        req: CallRequest,
-    ) -> Result<CallResponse, RpcError> {
+    pub async fn call(&self, _ctx: Context, req: CallRequest) -> Result<CallResponse, RpcError> {
         Ok(CallResponse {
             msg: format!("Hello {}", req.name),
         })
@@ -60,7 +55,7 @@ impl Helloworld {
 
     /// Counts the strokes the caller sends: a stream of `{"stroke"}` -> `{"count"}`.
     pub async fn client_stream(
-        self: Arc<Self>,
+        &self,
         _ctx: Context,
         mut strokes: Streaming<StrokeMessage>,
     ) -> Result<CountMessage, RpcError> {
@@ -73,7 +68,7 @@ impl Helloworld {
 
     /// `{"count": n}` -> n messages `{"count": i}`, i in 0..n (at most 10 000).
     pub async fn server_stream(
-        self: Arc<Self>,
+        &self,
         _ctx: Context,
         req: CountMessage,
         mut out: Sink<CountMessage>,
@@ -92,7 +87,7 @@ impl Helloworld {
 
     /// Echoes every `{"stroke"}` back.
     pub async fn bidi_stream(
-        self: Arc<Self>,
+        &self,
         _ctx: Context,
         mut strokes: Streaming<StrokeMessage>,
         mut out: Sink<StrokeMessage>,

@@ -22,7 +22,7 @@ pub async fn helloworld() -> Result<(), BoxError> {
     init_logging();
     let builder = Service::builder("helloworld")
         .from_env()?
-        .handle(Helloworld)?;
+        .handle(Helloworld);
     let service =
         with_stack(builder, std::env::var("HELLOWORLD_STACK").ok().as_deref())?.build()?;
     service.start().await?;

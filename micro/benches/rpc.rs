@@ -38,7 +38,7 @@ struct CallResponse {
 struct Helloworld;
 
 impl Helloworld {
-    async fn call(self: Arc<Self>, _: Context, req: CallRequest) -> Result<CallResponse, RpcError> {
+    async fn call(&self, _: Context, req: CallRequest) -> Result<CallResponse, RpcError> {
         Ok(CallResponse {
             msg: format!("Hello {}", req.name),
         })

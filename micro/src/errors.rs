@@ -125,6 +125,126 @@ impl fmt::Display for RpcError {
 
 impl std::error::Error for RpcError {}
 
+/// The codes go-micro's `errors` package names, and the ones this framework
+/// raises, as an enum; any other code is [`Code::Other`]. The wire keeps the
+/// number ([`RpcError::code`]); [`RpcError::kind`] reads it as a `Code`.
+///
+/// ```
+/// use micro::errors::Code;
+/// use micro::RpcError;
+///
+/// let e = RpcError::with_code("greeter", "slow down", Code::TooManyRequests);
+/// assert_eq!((e.code, e.kind()), (429, Code::TooManyRequests));
+/// assert_eq!(RpcError::new("x", "teapot", 418).kind(), Code::Other(418));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Code {
+    /// 400: the request cannot be decoded or is invalid.
+    BadRequest,
+    /// 401.
+    Unauthorized,
+    /// 403.
+    Forbidden,
+    /// 404: unknown service or endpoint (go-micro's routing error), no subscribers.
+    NotFound,
+    /// 405.
+    MethodNotAllowed,
+    /// 408: a deadline passed.
+    Timeout,
+    /// 409.
+    Conflict,
+    /// 413: a message over the size limit.
+    PayloadTooLarge,
+    /// 429: a rate limit refused the call.
+    TooManyRequests,
+    /// 500: the handler failed, or an internal error.
+    InternalServerError,
+    /// 501.
+    NotImplemented,
+    /// 502.
+    BadGateway,
+    /// 503: overloaded, draining, or a circuit breaker open.
+    ServiceUnavailable,
+    /// 504.
+    GatewayTimeout,
+    /// Any other code (0 when none was given).
+    Other(i32),
+}
+
+impl Code {
+    /// The number on the wire.
+    pub fn as_i32(self) -> i32 {
+        match self {
+            Code::BadRequest => 400,
+            Code::Unauthorized => 401,
+            Code::Forbidden => 403,
+            Code::NotFound => 404,
+            Code::MethodNotAllowed => 405,
+            Code::Timeout => 408,
+            Code::Conflict => 409,
+            Code::PayloadTooLarge => 413,
+            Code::TooManyRequests => 429,
+            Code::InternalServerError => 500,
+            Code::NotImplemented => 501,
+            Code::BadGateway => 502,
+            Code::ServiceUnavailable => 503,
+            Code::GatewayTimeout => 504,
+            Code::Other(c) => c,
+        }
+    }
+
+    /// Whether the caller is at fault (4xx).
+    pub fn is_client_error(self) -> bool {
+        (400..500).contains(&self.as_i32())
+    }
+
+    /// Whether the server is at fault (5xx).
+    pub fn is_server_error(self) -> bool {
+        (500..600).contains(&self.as_i32())
+    }
+}
+
+impl From<i32> for Code {
+    fn from(c: i32) -> Self {
+        match c {
+            400 => Code::BadRequest,
+            401 => Code::Unauthorized,
+            403 => Code::Forbidden,
+            404 => Code::NotFound,
+            405 => Code::MethodNotAllowed,
+            408 => Code::Timeout,
+            409 => Code::Conflict,
+            413 => Code::PayloadTooLarge,
+            429 => Code::TooManyRequests,
+            500 => Code::InternalServerError,
+            501 => Code::NotImplemented,
+            502 => Code::BadGateway,
+            503 => Code::ServiceUnavailable,
+            504 => Code::GatewayTimeout,
+            c => Code::Other(c),
+        }
+    }
+}
+
+impl From<Code> for i32 {
+    fn from(c: Code) -> i32 {
+        c.as_i32()
+    }
+}
+
+impl RpcError {
+    /// An error with a [`Code`].
+    pub fn with_code(id: impl Into<String>, detail: impl Into<String>, code: Code) -> Self {
+        RpcError::new(id, detail, code.as_i32())
+    }
+
+    /// The code as a [`Code`].
+    pub fn kind(&self) -> Code {
+        Code::from(self.code)
+    }
+}
+
 /// The HTTP reason phrase of `code` (`""` for codes without one), spelled as Go's
 /// `net/http.StatusText` spells it: go-micro fills an error's `status` with it, so
 /// Go peers see the same text from a Rust service (`418` is `I'm a teapot`, `413`
@@ -194,5 +314,23 @@ pub fn status_text(code: i32) -> &'static str {
         510 => "Not Extended",
         511 => "Network Authentication Required",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::*;
+
+    #[test]
+    fn every_named_code_round_trips_and_has_go_s_status_text() {
+        for c in (0..700).map(Code::from) {
+            assert_eq!(Code::from(c.as_i32()), c);
+            if !matches!(c, Code::Other(_)) {
+                assert!(!status_text(c.as_i32()).is_empty(), "{c:?}");
+            }
+        }
+        assert!(Code::TooManyRequests.is_client_error());
+        assert!(Code::ServiceUnavailable.is_server_error());
+        assert!(!Code::Other(0).is_client_error());
     }
 }

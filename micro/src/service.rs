@@ -37,7 +37,7 @@ pub type Hook =
 /// let service = Service::builder("greeter")
 ///     .version("1.0.0")
 ///     .from_env()?            // MICRO_REGISTRY=etcd, MICRO_SERVER_ADDRESS, ...
-///     .handle(Greeter)?
+///     .handle(Greeter)
 ///     .build()?;
 /// service.run().await         // until SIGINT, SIGTERM or SIGQUIT
 /// # }
@@ -567,17 +567,15 @@ impl ServiceBuilder {
         self
     }
 
-    /// Adds a handler.
-    pub fn handle<H: Handler>(mut self, h: H) -> Result<Self, Error> {
-        let set = HandlerSet::new(h);
-        if self.handlers.iter().any(|x| x.name() == set.name()) {
-            return Err(Error::Config(format!("handler {} added twice", set.name())));
-        }
-        self.handlers.push(set);
-        Ok(self)
+    /// Adds a handler. Mistakes (a handler added twice, an endpoint declared twice,
+    /// metadata for an undeclared endpoint) are reported by [`build`](Self::build).
+    pub fn handle<H: Handler>(mut self, h: H) -> Self {
+        self.handlers.push(HandlerSet::new(h));
+        self
     }
 
-    /// Adds a subscriber: see [`Subscriber`].
+    /// Adds a subscriber: see [`Subscriber`]. Subscribers of one topic in different
+    /// queues each get their own broker subscription (each runs once per event).
     pub fn subscribe(mut self, s: Subscriber) -> Self {
         self.subscribers.push(s);
         self

@@ -38,7 +38,6 @@ fn builder(registry: &Arc<dyn Registry>) -> ServiceBuilder {
         .address("127.0.0.1:0")
         .drain_linger(Duration::from_millis(10))
         .handle(Test::named("s1"))
-        .unwrap()
 }
 
 async fn eventually(mut f: impl FnMut() -> bool) -> bool {

@@ -71,7 +71,6 @@ async fn a_failing_after_start_hook_leaves_nothing_registered() {
         .drain_linger(Duration::ZERO)
         .after_start(|| async { Err("the after_start hook fails".into()) })
         .handle(Test::named("h"))
-        .unwrap()
         .build()
         .unwrap();
     let err = service.run().await.unwrap_err();
@@ -103,7 +102,6 @@ async fn a_server_that_cannot_start_leaves_the_broker_disconnected() {
         .address(addr)
         .broker_address("127.0.0.1:0")
         .handle(Test::named("h"))
-        .unwrap()
         .build()
         .unwrap();
     assert!(service.start().await.is_err());
@@ -263,7 +261,6 @@ async fn a_dead_listener_stops_the_service_with_an_error() {
         .broker_address("127.0.0.1:0")
         .drain_linger(Duration::ZERO)
         .handle(Test::named("h"))
-        .unwrap()
         .build()
         .unwrap();
     let err = tokio::time::timeout(Duration::from_secs(5), service.run())

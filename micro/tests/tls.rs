@@ -37,7 +37,7 @@ fn who(ctx: &Context) -> Who {
 struct Whoami;
 
 impl Whoami {
-    async fn call(self: Arc<Self>, ctx: Context, _req: Empty) -> Result<Who, RpcError> {
+    async fn call(&self, ctx: Context, _req: Empty) -> Result<Who, RpcError> {
         Ok(who(&ctx))
     }
 }
@@ -103,7 +103,6 @@ async fn secure_and_plain_services_side_by_side() {
         Some(identity(&ca, "secure").client_ca_pem(ca.cert_pem())),
     )
     .handle(Whoami)
-    .unwrap()
     .subscribe(Subscriber::new("audit", move |ctx: Context, _: Empty| {
         let seen = seen.clone();
         async move {
@@ -115,7 +114,6 @@ async fn secure_and_plain_services_side_by_side() {
     .unwrap();
     let plain = service("plain", &registry, None)
         .handle(Whoami)
-        .unwrap()
         .build()
         .unwrap();
     secure.start().await.unwrap();
@@ -218,7 +216,6 @@ async fn tls_options_come_from_the_environment_names() {
         .config(config)
         .unwrap()
         .handle(Whoami)
-        .unwrap()
         .build()
         .unwrap();
     svc.start().await.unwrap();

@@ -44,7 +44,6 @@ async fn our_stop_seen_by_go(registries: &Registries, combo: Combo) {
     let name = format!("rust-dereg-{}", combo.slug());
     let service = our_server(&name, registries.registry(combo.registry))
         .handle(InteropHelloworld::new(Recorder::new()))
-        .expect("handler")
         // Registered far longer than the test waits: only a deregistration
         // can make the node go in time.
         .register_ttl(Duration::from_secs(120))

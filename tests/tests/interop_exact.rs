@@ -305,7 +305,6 @@ async fn go_client_side(registries: &Registries, combo: Combo, floats: &[f64]) {
         runs.push(handler.runs());
         let s = our_server(&name, registries.registry(combo.registry))
             .handle(handler)
-            .expect("handler")
             .build()
             .expect("build");
         s.start().await.expect("start");

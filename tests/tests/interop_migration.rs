@@ -72,7 +72,6 @@ async fn micro_node(registry: Arc<dyn Registry>, service: &str) -> Service {
     let s = our_server(service, registry)
         .drain_linger(micro::server::DEFAULT_DRAIN_LINGER)
         .handle(InteropHelloworld::new(Recorder::new()))
-        .expect("handler")
         .build()
         .expect("build");
     s.start().await.expect("start micro node");

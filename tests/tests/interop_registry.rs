@@ -57,7 +57,6 @@ async fn scenario(registries: Arc<Registries>, combo: Combo) {
         .metadata("team", "rust")
         .metadata("zone", "b")
         .handle(InteropHelloworld::new(Recorder::new()))
-        .expect("handler")
         .subscribe(subscriber(&rust_topic, None, Recorder::new()))
         .build()
         .expect("build");

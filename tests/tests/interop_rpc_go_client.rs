@@ -36,7 +36,6 @@ async fn scenario(registries: Arc<Registries>, combo: Combo) {
     let counts = Recorder::new();
     let service = our_server(&name, registries.registry(combo.registry))
         .handle(InteropHelloworld::new(counts.clone()))
-        .expect("handler")
         .build()
         .expect("build");
     service.start().await.expect("start our server");

@@ -89,11 +89,7 @@ impl Pki {
 struct Helloworld;
 
 impl Helloworld {
-    async fn call(
-        self: Arc<Self>,
-        ctx: Context,
-        req: CallRequest,
-    ) -> Result<CallResponse, RpcError> {
+    async fn call(&self, ctx: Context, req: CallRequest) -> Result<CallResponse, RpcError> {
         let cn = ctx
             .peer_identity()
             .and_then(|id| id.common_name.clone())
@@ -175,7 +171,6 @@ async fn go_client_calls_our_server(
     let service = our_server(&name, registry.clone())
         .tls(pki.ours().client_ca_file(&pki.ca_file))
         .handle(Helloworld)
-        .expect("handler")
         .build()
         .expect("build");
     service.start().await.expect("start");
@@ -202,7 +197,6 @@ async fn go_client_calls_our_server(
     let service = our_server(&name, registry.clone())
         .tls(pki.ours())
         .handle(Helloworld)
-        .expect("handler")
         .build()
         .expect("build");
     service.start().await.expect("start");

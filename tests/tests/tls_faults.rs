@@ -26,11 +26,7 @@ const LIMIT: Duration = Duration::from_secs(20);
 struct Helloworld;
 
 impl Helloworld {
-    async fn call(
-        self: Arc<Self>,
-        _ctx: Context,
-        req: CallRequest,
-    ) -> Result<CallResponse, RpcError> {
+    async fn call(&self, _ctx: Context, req: CallRequest) -> Result<CallResponse, RpcError> {
         Ok(CallResponse {
             msg: format!("Hello {}", req.name),
         })
@@ -49,9 +45,7 @@ fn pem(id: &Issued) -> TlsOptions {
 }
 
 async fn server(name: &str, registry: &Arc<dyn Registry>, tls: Option<TlsOptions>) -> Service {
-    let b = our_server(name, registry.clone())
-        .handle(Helloworld)
-        .expect("handler");
+    let b = our_server(name, registry.clone()).handle(Helloworld);
     let b = match tls {
         Some(t) => b.tls(t),
         None => b,

@@ -22,7 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .address("127.0.0.1:0")
         .broker_address("127.0.0.1:0")
         .drain_linger(Duration::from_millis(100))
-        .handle(Helloworld)?
+        .handle(Helloworld)
         .build()?;
     service.start().await?;
 

@@ -89,7 +89,7 @@ pub(crate) async fn serve(
     ));
     let mut streams: HashMap<String, mpsc::Sender<TransportMessage>> = HashMap::new();
     let mut last_request = Instant::now();
-    loop {
+    let ended: &str = loop {
         streams.retain(|_, tx| !tx.is_closed());
         let idle = streams.is_empty();
         // Once the server shuts down, a connection closes when it has been quiet
@@ -101,13 +101,13 @@ pub(crate) async fn serve(
             _ = async {
                 shutdown.cancelled().await;
                 tokio::time::sleep_until(quiet_until).await;
-            }, if idle => break,
+            }, if idle => break "server stopping",
             r = socket.recv() => match r {
                 Ok(m) => m,
-                Err(micro_transport::Error::Closed) => break,
+                Err(micro_transport::Error::Closed) => break "closed",
                 Err(e) => {
-                    tracing::debug!(remote = socket.remote_addr(), error = %e, "connection ended");
-                    break;
+                    tracing::debug!(remote = socket.remote_addr(), error = %e, "connection failed");
+                    break "failed";
                 }
             },
         };
@@ -129,7 +129,12 @@ pub(crate) async fn serve(
         dispatch
             .handle(msg, &socket, &addrs, &mut streams, &tasks, &force)
             .await;
-    }
+    };
+    tracing::debug!(
+        remote = socket.remote_addr(),
+        how = ended,
+        "connection ended"
+    );
     drop(streams);
     socket.close().await;
 }

@@ -9,6 +9,7 @@ use micro_registry::{Endpoint, Metadata as RegistryMetadata};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::method::{Method2, Method3};
 use super::stream::{Sink, StreamIo, Streaming};
 use crate::codec::CodecRef;
 use crate::describe::describe;
@@ -25,13 +26,14 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Message for T {}
 
 /// A handler type: its endpoints are `<NAME>.<method>`.
 ///
-/// Methods take `self: Arc<Self>`, the call's [`Context`] and typed messages, and
-/// return `Result<_, RpcError>`; [`Handler::routes`] lists them. Four kinds exist,
+/// Methods are `async fn`s taking `&self`, the call's [`Context`] and typed
+/// messages, and returning `Result<_, RpcError>`; [`Handler::routes`] lists them.
+/// Shared state is the handler's own fields (the server holds the handler in an
+/// `Arc`, so many calls run at once). Four kinds exist,
 /// as in go-micro's service template: unary, client stream, server stream and
 /// bidirectional stream.
 ///
 /// ```
-/// use std::sync::Arc;
 /// use micro::server::{Handler, Routes};
 /// use micro::{Context, RpcError};
 /// use serde::{Deserialize, Serialize};
@@ -44,7 +46,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Message for T {}
 /// struct Greeter;
 ///
 /// impl Greeter {
-///     async fn hello(self: Arc<Self>, _ctx: Context, req: Request) -> Result<Response, RpcError> {
+///     async fn hello(&self, _ctx: Context, req: Request) -> Result<Response, RpcError> {
 ///         if req.name.is_empty() {
 ///             return Err(RpcError::bad_request("greeter", "name is required"));
 ///         }
@@ -65,19 +67,6 @@ pub trait Handler: Send + Sync + Sized + 'static {
 
     /// Declares the endpoints.
     fn routes(routes: &mut Routes<Self>);
-}
-
-/// What kind of endpoint this is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EndpointKind {
-    /// One request, one response.
-    Unary,
-    /// A stream of requests, one response.
-    ClientStream,
-    /// One request, a stream of responses.
-    ServerStream,
-    /// Streams both ways.
-    Bidi,
 }
 
 pub(crate) type UnaryFn =
@@ -103,6 +92,8 @@ pub(crate) struct Route {
 pub struct Routes<S> {
     handler: Arc<S>,
     routes: Vec<Route>,
+    /// Mistakes in the declarations, reported when the handler is added.
+    problems: Vec<String>,
 }
 
 fn endpoint_name<S: Handler>(method: &str) -> String {
@@ -121,14 +112,14 @@ fn stream_endpoint<S: Handler, Req: Message, Rsp: Message>(method: &str) -> Endp
 }
 
 impl<S: Handler> Routes<S> {
-    /// A unary endpoint: `f(handler, ctx, request) -> response`.
-    pub fn unary<Req, Rsp, F, Fut>(&mut self, method: &str, f: F) -> &mut Self
+    /// A unary endpoint: `async fn method(&self, ctx, request) -> Result<Response, RpcError>`.
+    pub fn unary<Req, Rsp, F>(&mut self, method: &str, f: F) -> &mut Self
     where
         Req: Message,
         Rsp: Message,
-        F: Fn(Arc<S>, Context, Req) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Rsp, RpcError>> + Send + 'static,
+        F: for<'a> Method2<'a, S, Context, Req, Result<Rsp, RpcError>> + Send + Sync + 'static,
     {
+        self.check_new(method);
         let handler = self.handler.clone();
         let f = Arc::new(f);
         let func: Arc<UnaryFn> = Arc::new(move |ctx: Context, codec: CodecRef, body: Bytes| {
@@ -141,7 +132,7 @@ impl<S: Handler> Routes<S> {
                         format!("unable to decode request body: {e}"),
                     )
                 })?;
-                let rsp = f(handler, ctx, req).await?;
+                let rsp = f(&*handler, ctx, req).await?;
                 codec.encode(&rsp).map_err(|e| {
                     RpcError::internal(
                         crate::wire::SERVER_ID,
@@ -162,21 +153,24 @@ impl<S: Handler> Routes<S> {
         self
     }
 
-    /// A client-stream endpoint: `f(handler, ctx, requests) -> response`.
-    pub fn client_stream<Req, Rsp, F, Fut>(&mut self, method: &str, f: F) -> &mut Self
+    /// A client-stream endpoint: `async fn method(&self, ctx, requests) -> Result<Response, RpcError>`.
+    pub fn client_stream<Req, Rsp, F>(&mut self, method: &str, f: F) -> &mut Self
     where
         Req: Message,
         Rsp: Message,
-        F: Fn(Arc<S>, Context, Streaming<Req>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Rsp, RpcError>> + Send + 'static,
+        F: for<'a> Method2<'a, S, Context, Streaming<Req>, Result<Rsp, RpcError>>
+            + Send
+            + Sync
+            + 'static,
     {
+        self.check_new(method);
         let handler = self.handler.clone();
         let f = Arc::new(f);
         let func: Arc<StreamFn> = Arc::new(move |ctx: Context, io: StreamIo| {
             let (handler, f) = (handler.clone(), f.clone());
             Box::pin(async move {
                 let (rx, mut tx) = io.split::<Req, Rsp>();
-                let rsp = f(handler, ctx, rx).await?;
+                let rsp = f(&*handler, ctx, rx).await?;
                 tx.send(&rsp).await
             }) as BoxFuture<_>
         });
@@ -187,14 +181,17 @@ impl<S: Handler> Routes<S> {
         self
     }
 
-    /// A server-stream endpoint: `f(handler, ctx, request, responses)`.
-    pub fn server_stream<Req, Rsp, F, Fut>(&mut self, method: &str, f: F) -> &mut Self
+    /// A server-stream endpoint: `async fn method(&self, ctx, request, responses) -> Result<(), RpcError>`.
+    pub fn server_stream<Req, Rsp, F>(&mut self, method: &str, f: F) -> &mut Self
     where
         Req: Message,
         Rsp: Message,
-        F: Fn(Arc<S>, Context, Req, Sink<Rsp>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), RpcError>> + Send + 'static,
+        F: for<'a> Method3<'a, S, Context, Req, Sink<Rsp>, Result<(), RpcError>>
+            + Send
+            + Sync
+            + 'static,
     {
+        self.check_new(method);
         let handler = self.handler.clone();
         let f = Arc::new(f);
         let func: Arc<StreamFn> = Arc::new(move |ctx: Context, io: StreamIo| {
@@ -207,7 +204,7 @@ impl<S: Handler> Routes<S> {
                         "stream closed before its request",
                     )
                 })?;
-                f(handler, ctx, req, tx).await
+                f(&*handler, ctx, req, tx).await
             }) as BoxFuture<_>
         });
         self.routes.push(Route {
@@ -217,21 +214,24 @@ impl<S: Handler> Routes<S> {
         self
     }
 
-    /// A bidirectional endpoint: `f(handler, ctx, requests, responses)`.
-    pub fn bidi<Req, Rsp, F, Fut>(&mut self, method: &str, f: F) -> &mut Self
+    /// A bidirectional endpoint: `async fn method(&self, ctx, requests, responses) -> Result<(), RpcError>`.
+    pub fn bidi<Req, Rsp, F>(&mut self, method: &str, f: F) -> &mut Self
     where
         Req: Message,
         Rsp: Message,
-        F: Fn(Arc<S>, Context, Streaming<Req>, Sink<Rsp>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), RpcError>> + Send + 'static,
+        F: for<'a> Method3<'a, S, Context, Streaming<Req>, Sink<Rsp>, Result<(), RpcError>>
+            + Send
+            + Sync
+            + 'static,
     {
+        self.check_new(method);
         let handler = self.handler.clone();
         let f = Arc::new(f);
         let func: Arc<StreamFn> = Arc::new(move |ctx: Context, io: StreamIo| {
             let (handler, f) = (handler.clone(), f.clone());
             Box::pin(async move {
                 let (rx, tx) = io.split::<Req, Rsp>();
-                f(handler, ctx, rx, tx).await
+                f(&*handler, ctx, rx, tx).await
             }) as BoxFuture<_>
         });
         self.routes.push(Route {
@@ -243,12 +243,28 @@ impl<S: Handler> Routes<S> {
 
     /// Adds metadata to the registry description of an endpoint declared before
     /// (go-micro's `server.EndpointMetadata`).
+    /// Naming a method not declared before is an error that
+    /// [`ServiceBuilder::build`](crate::ServiceBuilder::build) (or
+    /// [`Server::handle`](super::Server::handle)) reports.
     pub fn metadata(&mut self, method: &str, key: &str, value: &str) -> &mut Self {
         let name = endpoint_name::<S>(method);
-        if let Some(r) = self.routes.iter_mut().find(|r| r.endpoint.name == name) {
-            r.endpoint.metadata.insert(key.into(), value.into());
+        match self.routes.iter_mut().find(|r| r.endpoint.name == name) {
+            Some(r) => {
+                r.endpoint.metadata.insert(key.into(), value.into());
+            }
+            None => self.problems.push(format!(
+                "metadata {key:?} for {name}, which is not declared (yet)"
+            )),
         }
         self
+    }
+
+    /// Records a second declaration of `method` as an error.
+    fn check_new(&mut self, method: &str) {
+        let name = endpoint_name::<S>(method);
+        if self.routes.iter().any(|r| r.endpoint.name == name) {
+            self.problems.push(format!("{name} is declared twice"));
+        }
     }
 }
 
@@ -257,6 +273,8 @@ impl<S: Handler> Routes<S> {
 pub struct HandlerSet {
     pub(crate) name: String,
     pub(crate) routes: Vec<Route>,
+    /// Mistakes in its routes (duplicate endpoints, metadata for unknown ones).
+    pub(crate) problems: Vec<String>,
 }
 
 impl HandlerSet {
@@ -267,16 +285,18 @@ impl HandlerSet {
 
     /// Erases a shared handler.
     pub fn from_arc<S: Handler>(handler: Arc<S>) -> Self {
-        let mut routes = Routes {
+        let mut declared = Routes {
             handler,
             routes: Vec::new(),
+            problems: Vec::new(),
         };
-        S::routes(&mut routes);
-        let mut routes = routes.routes;
+        S::routes(&mut declared);
+        let mut routes = declared.routes;
         routes.sort_by(|a, b| a.endpoint.name.cmp(&b.endpoint.name));
         HandlerSet {
             name: S::NAME.to_owned(),
             routes,
+            problems: declared.problems,
         }
     }
 

@@ -33,6 +33,7 @@
 
 mod conn;
 mod handler;
+pub mod method;
 mod options;
 mod register;
 mod request;
@@ -58,7 +59,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub(crate) use conn::{Dispatch, EventSink};
-pub use handler::{BoxFuture, EndpointKind, Handler, HandlerSet, Message, Routes};
+pub use handler::{BoxFuture, Handler, HandlerSet, Message, Routes};
 pub use options::ServerOptions;
 pub use register::RegisterCheck;
 pub use request::{ServerKind, ServerRequest, ServerResponse};
@@ -281,6 +282,13 @@ impl RpcServer {
 impl Server for RpcServer {
     fn handle(&self, handler: HandlerSet) -> Result<(), Error> {
         self.check_not_started("handlers")?;
+        if !handler.problems.is_empty() {
+            return Err(Error::Config(format!(
+                "handler {}: {}",
+                handler.name,
+                handler.problems.join("; ")
+            )));
+        }
         let mut handlers = self.inner.handlers.lock();
         if handlers.iter().any(|h| h.name == handler.name) {
             return Err(Error::Config(format!(

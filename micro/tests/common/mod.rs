@@ -79,29 +79,29 @@ impl Test {
         }
     }
 
-    async fn call(self: Arc<Self>, _: Context, req: CallRequest) -> Result<CallResponse, RpcError> {
+    async fn call(&self, _: Context, req: CallRequest) -> Result<CallResponse, RpcError> {
         self.served.fetch_add(1, Ordering::SeqCst);
         Ok(CallResponse {
             msg: format!("Hello {} from {}", req.name, self.id),
         })
     }
 
-    async fn slow(self: Arc<Self>, _: Context, req: SlowRequest) -> Result<Empty, RpcError> {
+    async fn slow(&self, _: Context, req: SlowRequest) -> Result<Empty, RpcError> {
         tokio::time::sleep(Duration::from_millis(req.millis)).await;
         self.served.fetch_add(1, Ordering::SeqCst);
         Ok(Empty {})
     }
 
-    async fn panic(self: Arc<Self>, _: Context, _: Empty) -> Result<Empty, RpcError> {
+    async fn panic(&self, _: Context, _: Empty) -> Result<Empty, RpcError> {
         panic!("the handler blew up");
     }
 
-    async fn fail(self: Arc<Self>, _: Context, req: FailRequest) -> Result<Empty, RpcError> {
+    async fn fail(&self, _: Context, req: FailRequest) -> Result<Empty, RpcError> {
         self.failed.fetch_add(1, Ordering::SeqCst);
         Err(RpcError::new("test", req.detail, req.code))
     }
 
-    async fn meta(self: Arc<Self>, ctx: Context, _: Empty) -> Result<MetaResponse, RpcError> {
+    async fn meta(&self, ctx: Context, _: Empty) -> Result<MetaResponse, RpcError> {
         let metadata = ctx
             .metadata()
             .iter()
@@ -110,11 +110,11 @@ impl Test {
         Ok(MetaResponse { metadata })
     }
 
-    async fn unencodable(self: Arc<Self>, _: Context, _: Empty) -> Result<Unencodable, RpcError> {
+    async fn unencodable(&self, _: Context, _: Empty) -> Result<Unencodable, RpcError> {
         Ok(Unencodable {})
     }
 
-    async fn sum(self: Arc<Self>, _: Context, mut nums: Streaming<Num>) -> Result<Num, RpcError> {
+    async fn sum(&self, _: Context, mut nums: Streaming<Num>) -> Result<Num, RpcError> {
         let mut n = 0;
         while let Some(x) = nums.recv().await? {
             n += x.n;
@@ -122,12 +122,7 @@ impl Test {
         Ok(Num { n })
     }
 
-    async fn count(
-        self: Arc<Self>,
-        _: Context,
-        req: Num,
-        mut out: Sink<Num>,
-    ) -> Result<(), RpcError> {
+    async fn count(&self, _: Context, req: Num, mut out: Sink<Num>) -> Result<(), RpcError> {
         if req.n < 0 {
             return Err(RpcError::bad_request("test", "negative count"));
         }
@@ -138,7 +133,7 @@ impl Test {
     }
 
     async fn echo(
-        self: Arc<Self>,
+        &self,
         _: Context,
         mut inp: Streaming<Num>,
         mut out: Sink<Num>,

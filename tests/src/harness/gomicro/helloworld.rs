@@ -177,16 +177,12 @@ impl InteropHelloworld {
         self.runs.clone()
     }
 
-    async fn call(
-        self: Arc<Self>,
-        ctx: Context,
-        req: CallRequest,
-    ) -> Result<CallResponse, RpcError> {
+    async fn call(&self, ctx: Context, req: CallRequest) -> Result<CallResponse, RpcError> {
         self.template.clone().call(ctx, req).await
     }
 
     async fn client_stream(
-        self: Arc<Self>,
+        &self,
         ctx: Context,
         strokes: Streaming<StrokeMessage>,
     ) -> Result<CountMessage, RpcError> {
@@ -196,7 +192,7 @@ impl InteropHelloworld {
     }
 
     async fn server_stream(
-        self: Arc<Self>,
+        &self,
         ctx: Context,
         req: CountMessage,
         out: Sink<CountMessage>,
@@ -205,7 +201,7 @@ impl InteropHelloworld {
     }
 
     async fn bidi_stream(
-        self: Arc<Self>,
+        &self,
         ctx: Context,
         strokes: Streaming<StrokeMessage>,
         out: Sink<StrokeMessage>,
@@ -214,27 +210,19 @@ impl InteropHelloworld {
     }
 
     /// Returns the error asked for, with id `helloworld` as the Go server does.
-    async fn fail(
-        self: Arc<Self>,
-        _ctx: Context,
-        req: FailRequest,
-    ) -> Result<FailResponse, RpcError> {
+    async fn fail(&self, _ctx: Context, req: FailRequest) -> Result<FailResponse, RpcError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         Err(RpcError::new("helloworld", req.detail, req.code))
     }
 
     /// Returns the payload it got.
-    async fn echo(self: Arc<Self>, _ctx: Context, req: Payload) -> Result<Payload, RpcError> {
+    async fn echo(&self, _ctx: Context, req: Payload) -> Result<Payload, RpcError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         Ok(req)
     }
 
     /// Echoes the context's metadata.
-    async fn meta(
-        self: Arc<Self>,
-        ctx: Context,
-        _req: MetaRequest,
-    ) -> Result<MetaResponse, RpcError> {
+    async fn meta(&self, ctx: Context, _req: MetaRequest) -> Result<MetaResponse, RpcError> {
         let metadata = ctx
             .metadata()
             .iter()
