@@ -14,7 +14,7 @@ use super::request::{CallKind, CallOptions, ClientRequest, Reply};
 use super::stream::ClientStream;
 use super::{Client, RpcClient};
 use crate::codec::{CodecError, CodecRef, DEFAULT_CONTENT_TYPE};
-use crate::server::Message;
+use crate::server::Payload;
 use crate::{Context, Metadata, wire};
 
 /// The typed entry points, on every client: `Arc<dyn Client>` and [`RpcClient`]
@@ -196,7 +196,7 @@ impl ServiceClient {
     }
 
     /// Opens a stream (client-stream or bidirectional endpoints).
-    pub async fn stream<Req: Message, Rsp: Message>(
+    pub async fn stream<Req: Payload, Rsp: Payload>(
         &self,
         endpoint: &str,
     ) -> Result<ClientStream<Req, Rsp>, CallError> {
@@ -204,7 +204,7 @@ impl ServiceClient {
     }
 
     /// Opens a server-stream call: sends `req`, then the replies can be read.
-    pub async fn server_stream<Req: Message, Rsp: Message>(
+    pub async fn server_stream<Req: Payload, Rsp: Payload>(
         &self,
         endpoint: &str,
         req: &Req,
@@ -337,7 +337,7 @@ impl<'a> CallBuilder<'a> {
     /// Opens a stream (client-stream or bidirectional endpoints). The opening
     /// message carries an empty request, as go-micro's generated clients send; the
     /// server discards it.
-    pub async fn stream<Req: Message, Rsp: Message>(
+    pub async fn stream<Req: Payload, Rsp: Payload>(
         self,
     ) -> Result<ClientStream<Req, Rsp>, CallError> {
         let (ct, codec) = codec_for(self.client, self.content_type.as_deref())?;
@@ -350,7 +350,7 @@ impl<'a> CallBuilder<'a> {
     }
 
     /// Opens a server-stream call: sends `req`, then the replies can be read.
-    pub async fn server_stream<Req: Message, Rsp: Message>(
+    pub async fn server_stream<Req: Payload, Rsp: Payload>(
         self,
         req: &Req,
     ) -> Result<ClientStream<Req, Rsp>, CallError> {

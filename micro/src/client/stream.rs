@@ -11,7 +11,7 @@ use super::error::{CallError, CallErrorKind};
 use super::request::ClientRequest;
 use crate::RpcError;
 use crate::codec::CodecRef;
-use crate::server::Message;
+use crate::server::Payload;
 use crate::wire::{self, EOS, MICRO_ERROR};
 
 /// A stream to one node, with encoded messages. Every message carries the stream's
@@ -174,7 +174,7 @@ pub struct ClientStream<Req, Rsp> {
     _t: PhantomData<fn(Req) -> Rsp>,
 }
 
-impl<Req: Message, Rsp: Message> ClientStream<Req, Rsp> {
+impl<Req: Payload, Rsp: Payload> ClientStream<Req, Rsp> {
     pub(crate) fn new(raw: RawStream, codec: CodecRef) -> Self {
         ClientStream {
             raw,

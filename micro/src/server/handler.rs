@@ -20,9 +20,9 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// A request, response or event type: anything serde can encode and decode. Every
 /// such type implements it.
-pub trait Message: Serialize + DeserializeOwned + Send + Sync + 'static {}
+pub trait Payload: Serialize + DeserializeOwned + Send + Sync + 'static {}
 
-impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Message for T {}
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Payload for T {}
 
 /// A handler type: its endpoints are `<NAME>.<method>`.
 ///
@@ -100,7 +100,7 @@ fn endpoint_name<S: Handler>(method: &str) -> String {
     format!("{}.{method}", S::NAME)
 }
 
-fn stream_endpoint<S: Handler, Req: Message, Rsp: Message>(method: &str) -> Endpoint {
+fn stream_endpoint<S: Handler, Req: Payload, Rsp: Payload>(method: &str) -> Endpoint {
     let mut metadata = RegistryMetadata::new();
     metadata.insert("stream".into(), "true".into());
     Endpoint {
@@ -115,8 +115,8 @@ impl<S: Handler> Routes<S> {
     /// A unary endpoint: `async fn method(&self, ctx, request) -> Result<Response, RpcError>`.
     pub fn unary<Req, Rsp, F>(&mut self, method: &str, f: F) -> &mut Self
     where
-        Req: Message,
-        Rsp: Message,
+        Req: Payload,
+        Rsp: Payload,
         F: for<'a> Method2<'a, S, Context, Req, Result<Rsp, RpcError>> + Send + Sync + 'static,
     {
         self.check_new(method);
@@ -156,8 +156,8 @@ impl<S: Handler> Routes<S> {
     /// A client-stream endpoint: `async fn method(&self, ctx, requests) -> Result<Response, RpcError>`.
     pub fn client_stream<Req, Rsp, F>(&mut self, method: &str, f: F) -> &mut Self
     where
-        Req: Message,
-        Rsp: Message,
+        Req: Payload,
+        Rsp: Payload,
         F: for<'a> Method2<'a, S, Context, Streaming<Req>, Result<Rsp, RpcError>>
             + Send
             + Sync
@@ -184,8 +184,8 @@ impl<S: Handler> Routes<S> {
     /// A server-stream endpoint: `async fn method(&self, ctx, request, responses) -> Result<(), RpcError>`.
     pub fn server_stream<Req, Rsp, F>(&mut self, method: &str, f: F) -> &mut Self
     where
-        Req: Message,
-        Rsp: Message,
+        Req: Payload,
+        Rsp: Payload,
         F: for<'a> Method3<'a, S, Context, Req, Sink<Rsp>, Result<(), RpcError>>
             + Send
             + Sync
@@ -217,8 +217,8 @@ impl<S: Handler> Routes<S> {
     /// A bidirectional endpoint: `async fn method(&self, ctx, requests, responses) -> Result<(), RpcError>`.
     pub fn bidi<Req, Rsp, F>(&mut self, method: &str, f: F) -> &mut Self
     where
-        Req: Message,
-        Rsp: Message,
+        Req: Payload,
+        Rsp: Payload,
         F: for<'a> Method3<'a, S, Context, Streaming<Req>, Sink<Rsp>, Result<(), RpcError>>
             + Send
             + Sync

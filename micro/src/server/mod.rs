@@ -59,7 +59,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub(crate) use conn::{Dispatch, EventSink};
-pub use handler::{BoxFuture, Handler, HandlerSet, Message, Routes};
+pub use handler::{BoxFuture, Handler, HandlerSet, Payload, Routes};
 pub use options::ServerOptions;
 pub use register::RegisterCheck;
 pub use request::{ServerKind, ServerRequest, ServerResponse};

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::RpcError;
 use crate::codec::CodecRef;
-use crate::server::Message;
+use crate::server::Payload;
 use crate::wire::{self, EOS, MICRO_ERROR};
 
 /// Where a stream's messages go: the connection and the headers every message of
@@ -59,7 +59,7 @@ pub(crate) struct StreamIo {
 }
 
 impl StreamIo {
-    pub(crate) fn split<Req: Message, Rsp: Message>(self) -> (Streaming<Req>, Sink<Rsp>) {
+    pub(crate) fn split<Req: Payload, Rsp: Payload>(self) -> (Streaming<Req>, Sink<Rsp>) {
         (
             Streaming {
                 inbox: self.inbox,
@@ -84,7 +84,7 @@ pub struct Streaming<T> {
     _t: PhantomData<fn() -> T>,
 }
 
-impl<T: Message> Streaming<T> {
+impl<T: Payload> Streaming<T> {
     /// The next message, or `None` once the caller ended the stream (or hung up).
     /// A message that does not decode is an error; the stream goes on.
     pub async fn recv(&mut self) -> Result<Option<T>, RpcError> {
@@ -126,7 +126,7 @@ pub struct Sink<T> {
     _t: PhantomData<fn(T)>,
 }
 
-impl<T: Message> Sink<T> {
+impl<T: Payload> Sink<T> {
     /// Sends one message. Fails once the caller is gone.
     pub async fn send(&mut self, msg: &T) -> Result<(), RpcError> {
         let body = self.codec.encode(msg).map_err(|e| {

@@ -23,7 +23,7 @@ use micro_registry::{Endpoint, Metadata as RegistryMetadata};
 use micro_transport::{Header, Message as TransportMessage};
 
 use super::conn::EventSink;
-use super::handler::{BoxFuture, Message};
+use super::handler::{BoxFuture, Payload};
 use crate::codec::{Codecs, DEFAULT_CONTENT_TYPE};
 use crate::describe::describe;
 use crate::wire::{self, SERVER_ID};
@@ -72,7 +72,7 @@ impl Subscriber {
     /// ```
     pub fn new<T, F, Fut>(topic: impl Into<String>, f: F) -> Self
     where
-        T: Message,
+        T: Payload,
         F: Fn(Context, T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), RpcError>> + Send + 'static,
     {
