@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use micro_broker::{Broker, HttpBroker, HttpBrokerOptions, Message, SubscribeOptions, handler_fn};
+use micro_broker::{Broker, Envelope, HttpBroker, HttpBrokerOptions, SubscribeOptions, handler_fn};
 use micro_registry::MemoryRegistry;
 
 const WARMUP: usize = 2_000;
@@ -47,7 +47,7 @@ async fn run(subscribers: usize, concurrency: usize, events: usize) -> (f64, u64
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let body =
-        Message::new(vec![b'x'; 256]).with_header("Content-Type", "application/octet-stream");
+        Envelope::new(vec![b'x'; 256]).with_header("Content-Type", "application/octet-stream");
     let publish_all = |n: usize| {
         let tasks: Vec<_> = (0..concurrency)
             .map(|w| {

@@ -55,17 +55,17 @@ pub use memory::{MemoryBroker, MemoryBrokerOptions, MemoryBrokerStats, Overflow}
 /// keys are not canonicalised (`Micro-Topic`, and `Micro-ID` from go-micro v4.11+/v5
 /// publishers).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Message {
+pub struct Envelope {
     /// Headers, keys as given.
     pub header: BTreeMap<String, String>,
     /// The payload.
     pub body: Bytes,
 }
 
-impl Message {
+impl Envelope {
     /// A message with a body and no headers.
     pub fn new(body: impl Into<Bytes>) -> Self {
-        Message {
+        Envelope {
             header: BTreeMap::new(),
             body: body.into(),
         }
@@ -84,7 +84,7 @@ pub struct Event {
     /// The topic it was published to.
     pub topic: String,
     /// The message.
-    pub message: Message,
+    pub message: Envelope,
     /// How it arrived (the publisher's identity, with TLS).
     info: EventInfo,
 }
@@ -98,7 +98,7 @@ struct EventInfo {
 
 impl Event {
     /// An event on `topic`.
-    pub fn new(topic: impl Into<String>, message: Message) -> Self {
+    pub fn new(topic: impl Into<String>, message: Envelope) -> Self {
         Event {
             topic: topic.into(),
             message,
@@ -131,7 +131,7 @@ pub type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// Handles the events of a subscription.
 #[async_trait]
-pub trait Handler: Send + Sync + 'static {
+pub trait EventHandler: Send + Sync + 'static {
     /// Handles one event.
     async fn handle(&self, event: Event) -> HandlerResult;
 }
@@ -147,7 +147,7 @@ pub trait Handler: Send + Sync + 'static {
 /// });
 /// # let _ = h;
 /// ```
-pub fn handler_fn<F, Fut>(f: F) -> Arc<dyn Handler>
+pub fn handler_fn<F, Fut>(f: F) -> Arc<dyn EventHandler>
 where
     F: Fn(Event) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = HandlerResult> + Send + 'static,
@@ -155,7 +155,7 @@ where
     struct FnHandler<F>(F);
 
     #[async_trait]
-    impl<F, Fut> Handler for FnHandler<F>
+    impl<F, Fut> EventHandler for FnHandler<F>
     where
         F: Fn(Event) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
@@ -209,13 +209,13 @@ pub trait Broker: Send + Sync + 'static {
     async fn disconnect(&self) -> Result<()>;
 
     /// Publishes `msg` to `topic`.
-    async fn publish(&self, topic: &str, msg: Message) -> Result<()>;
+    async fn publish(&self, topic: &str, msg: Envelope) -> Result<()>;
 
     /// Subscribes `handler` to `topic`.
     async fn subscribe(
         &self,
         topic: &str,
-        handler: Arc<dyn Handler>,
+        handler: Arc<dyn EventHandler>,
         opts: SubscribeOptions,
     ) -> Result<Box<dyn Subscription>>;
 

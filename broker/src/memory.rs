@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::util::run_handler;
-use crate::{Broker, Error, Event, Handler, Message, Result, SubscribeOptions, Subscription};
+use crate::{Broker, Envelope, Error, Event, EventHandler, Result, SubscribeOptions, Subscription};
 
 /// What [`MemoryBroker::publish`](Broker::publish) does when a subscription's
 /// queue is full.
@@ -86,9 +86,9 @@ pub struct MemoryBrokerStats {
     pub queued: u64,
     /// Events dropped because every eligible queue was full.
     pub dropped: u64,
-    /// Handler calls that returned `Ok`.
+    /// EventHandler calls that returned `Ok`.
     pub handled: u64,
-    /// Handler calls that returned an error or panicked.
+    /// EventHandler calls that returned an error or panicked.
     pub handler_errors: u64,
 }
 
@@ -111,7 +111,7 @@ struct Counters {
 ///   only enqueues and returns, handlers of one subscription run one at a time in
 ///   publish order, different subscriptions run concurrently. A full queue drops
 ///   the event for that subscription by default ([`Overflow`]).
-/// * Handler errors and panics are logged and counted; nothing is redelivered.
+/// * EventHandler errors and panics are logged and counted; nothing is redelivered.
 /// * Publishing to a topic without subscriptions fails with
 ///   [`Error::NoSubscribers`]; the event is not kept.
 /// * `connect` does nothing (the broker works without it); `disconnect` removes
@@ -125,7 +125,7 @@ struct Counters {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> micro_broker::Result<()> {
-/// use micro_broker::{Broker, MemoryBroker, Message, SubscribeOptions, handler_fn};
+/// use micro_broker::{Broker, MemoryBroker, Envelope, SubscribeOptions, handler_fn};
 ///
 /// let broker = MemoryBroker::new();
 /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -135,7 +135,7 @@ struct Counters {
 ///         async move { tx.send(ev.message.body).ok(); Ok(()) }
 ///     }), SubscribeOptions::default())
 ///     .await?;
-/// broker.publish("greetings", Message::new("hello")).await?;
+/// broker.publish("greetings", Envelope::new("hello")).await?;
 /// assert_eq!(rx.recv().await.unwrap(), "hello");
 /// broker.disconnect().await?;
 /// # Ok(()) }
@@ -271,7 +271,7 @@ async fn stop(sub: Arc<Sub>, timeout: Duration) {
 
 async fn run(
     mut rx: mpsc::Receiver<Event>,
-    handler: Arc<dyn Handler>,
+    handler: Arc<dyn EventHandler>,
     stop: CancellationToken,
     counters: Arc<Counters>,
 ) {
@@ -309,7 +309,7 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
-    async fn publish(&self, topic: &str, msg: Message) -> Result<()> {
+    async fn publish(&self, topic: &str, msg: Envelope) -> Result<()> {
         // One candidate list per target: a broadcast subscription, or the members
         // of a group in round-robin order.
         let targets: Vec<Vec<mpsc::Sender<Event>>> = {
@@ -361,7 +361,7 @@ impl Broker for MemoryBroker {
     async fn subscribe(
         &self,
         topic: &str,
-        handler: Arc<dyn Handler>,
+        handler: Arc<dyn EventHandler>,
         opts: SubscribeOptions,
     ) -> Result<Box<dyn Subscription>> {
         if topic.is_empty() {

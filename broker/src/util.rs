@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 
-use crate::{Event, Handler};
+use crate::{Event, EventHandler};
 
 /// Runs one handler call; a returned error or a panic is logged. Returns whether
 /// it succeeded.
-pub(crate) async fn run_handler(handler: &Arc<dyn Handler>, event: Event) -> bool {
+pub(crate) async fn run_handler(handler: &Arc<dyn EventHandler>, event: Event) -> bool {
     let topic = event.topic.clone();
     match std::panic::AssertUnwindSafe(handler.handle(event))
         .catch_unwind()

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Collector, body_of, go_post, raw, status_of};
-use micro_broker::{Broker, HttpBroker, Message, SubscribeOptions};
+use micro_broker::{Broker, Envelope, HttpBroker, SubscribeOptions};
 use micro_registry::MemoryRegistry;
 use micro_transport::Limits;
 use tokio::io::AsyncWriteExt;
@@ -31,7 +31,9 @@ fn go_error(code: u16, detail: &str, status: &str) -> String {
 /// The broker still delivers a well-formed event.
 async fn still_serving(b: &HttpBroker, got: &Collector) {
     let before = got.count();
-    b.publish("bad", Message::new("ok")).await.expect("publish");
+    b.publish("bad", Envelope::new("ok"))
+        .await
+        .expect("publish");
     assert_eq!(got.count(), before + 1);
 }
 
@@ -302,7 +304,7 @@ async fn handler_errors_and_panics_still_answer_200() {
         .await
         .expect("subscribe");
     for _ in 0..3 {
-        b.publish("bad", Message::new("x")).await.expect("publish");
+        b.publish("bad", Envelope::new("x")).await.expect("publish");
     }
     assert_eq!(got.count(), 3);
     let s = b.stats();

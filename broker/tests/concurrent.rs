@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{Collector, broker, wait_for};
-use micro_broker::{Broker, Message, SubscribeOptions};
+use micro_broker::{Broker, Envelope, SubscribeOptions};
 use micro_registry::MemoryRegistry;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,7 +23,7 @@ async fn ten_subscribers_get_one_publish() {
                 .expect("subscribe"),
         );
     }
-    b.publish("test", Message::new("hello"))
+    b.publish("test", Envelope::new("hello"))
         .await
         .expect("publish");
     wait_for("every subscriber", || {
@@ -55,7 +55,7 @@ async fn ten_publishes_reach_one_subscriber() {
     for i in 0..10 {
         let b = b.clone();
         tasks.push(tokio::spawn(async move {
-            b.publish("test", Message::new(format!("msg-{i}"))).await
+            b.publish("test", Envelope::new(format!("msg-{i}"))).await
         }));
     }
     for t in tasks {
@@ -84,7 +84,7 @@ async fn sequential_publishes_arrive_in_order() {
     common::wait_subscribers(&publisher, "ordered", 1).await;
     for i in 0..200 {
         publisher
-            .publish("ordered", Message::new(i.to_string()))
+            .publish("ordered", Envelope::new(i.to_string()))
             .await
             .expect("publish");
     }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use common::{Collector, broker, wait_for, wait_subscribers};
-use micro_broker::{Broker, HttpBroker, Message, SubscribeOptions};
+use micro_broker::{Broker, Envelope, HttpBroker, SubscribeOptions};
 use micro_registry::MemoryRegistry;
 
 const N: usize = 60;
@@ -53,7 +53,7 @@ async fn broadcast_gets_all_each_group_gets_each_once() {
 
     for i in 0..N {
         publisher
-            .publish("fan", Message::new(format!("e{i}")))
+            .publish("fan", Envelope::new(format!("e{i}")))
             .await
             .expect("publish");
     }
@@ -120,7 +120,7 @@ async fn queue_members_in_one_broker_share_events() {
         "broadcast and queue records must not share a node id"
     );
     for i in 0..20 {
-        b.publish("mixed", Message::new(i.to_string()))
+        b.publish("mixed", Envelope::new(i.to_string()))
             .await
             .expect("publish");
     }

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{Collector, broker, wait_for};
-use micro_broker::{Broker, Message, SubscribeOptions};
+use micro_broker::{Broker, Envelope, SubscribeOptions};
 use micro_registry::{MemoryRegistry, Registry};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,7 +28,7 @@ async fn subscribe_publish_unsubscribe_disconnect() {
     assert_eq!(sub.topic(), "test");
     assert_eq!(sub.queue(), None);
 
-    let msg = Message::new(r#"{"message":"Hello World"}"#)
+    let msg = Envelope::new(r#"{"message":"Hello World"}"#)
         .with_header("Content-Type", "application/json");
     b.publish("test", msg.clone()).await.expect("publish");
     // publish returns once the subscriber answered: its handler has run.
@@ -53,7 +53,7 @@ async fn subscribe_publish_unsubscribe_disconnect() {
     b.disconnect().await.expect("disconnect is idempotent");
     assert_eq!(b.address(), "");
     assert!(matches!(
-        b.publish("test", Message::new("x")).await,
+        b.publish("test", Envelope::new("x")).await,
         Err(micro_broker::Error::NotConnected)
     ));
     let stats = b.stats();
@@ -74,7 +74,9 @@ async fn first_use_connects_and_reconnect_works() {
         .await
         .expect("subscribe connects");
     assert!(!b.address().is_empty());
-    b.publish("lazy", Message::new("1")).await.expect("publish");
+    b.publish("lazy", Envelope::new("1"))
+        .await
+        .expect("publish");
     assert_eq!(got.count(), 1);
     b.disconnect().await.expect("disconnect");
     // Disconnected: no silent resurrection.
@@ -86,14 +88,16 @@ async fn first_use_connects_and_reconnect_works() {
     // An explicit connect brings it back, on a new address, with no subscription.
     b.connect().await.expect("reconnect");
     assert!(matches!(
-        b.publish("lazy", Message::new("2")).await,
+        b.publish("lazy", Envelope::new("2")).await,
         Err(micro_broker::Error::NoSubscribers(t)) if t == "lazy"
     ));
     let _sub = b
         .subscribe("lazy", got.handler(), SubscribeOptions::default())
         .await
         .expect("subscribe again");
-    b.publish("lazy", Message::new("3")).await.expect("publish");
+    b.publish("lazy", Envelope::new("3"))
+        .await
+        .expect("publish");
     wait_for("second event", || got.count() == 2).await;
     assert_eq!(got.bodies(), ["1", "3"]);
     b.disconnect().await.expect("disconnect");
@@ -112,7 +116,7 @@ async fn empty_body_and_odd_headers_round_trip() {
         )
         .await
         .expect("subscribe");
-    let msg = Message::default()
+    let msg = Envelope::default()
         .with_header("x-lower", "<script>&\"\u{2028}")
         .with_header("Micro-Topic", "overridden");
     b.publish("odd/topic name&more", msg)

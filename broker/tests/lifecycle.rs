@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Collector, alive_tasks, broker, wait_for, wait_subscribers};
-use micro_broker::{Broker, HttpBroker, Message, SubscribeOptions, handler_fn};
+use micro_broker::{Broker, Envelope, HttpBroker, SubscribeOptions, handler_fn};
 use micro_registry::{MemoryRegistry, Registry};
 
 async fn exercise(registry: &Arc<MemoryRegistry>) -> Vec<HttpBroker> {
@@ -38,7 +38,7 @@ async fn exercise(registry: &Arc<MemoryRegistry>) -> Vec<HttpBroker> {
     drop(dead);
     for i in 0..20 {
         publisher
-            .publish("life", Message::new(i.to_string()))
+            .publish("life", Envelope::new(i.to_string()))
             .await
             .expect("publish");
     }
@@ -138,7 +138,7 @@ async fn disconnect_deregisters_first_and_lets_handlers_finish() {
         .expect("subscribe");
     wait_subscribers(&publisher, "slow", 1).await;
     let p = publisher.clone();
-    let publish = tokio::spawn(async move { p.publish("slow", Message::new("x")).await });
+    let publish = tokio::spawn(async move { p.publish("slow", Envelope::new("x")).await });
     started.recv().await.expect("handler started");
     sub.disconnect().await.expect("disconnect");
     assert!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{Collector, alive_tasks, wait_for};
 use micro_broker::{
-    Broker, Error, MemoryBroker, MemoryBrokerOptions, Message, Overflow, SubscribeOptions,
+    Broker, Envelope, Error, MemoryBroker, MemoryBrokerOptions, Overflow, SubscribeOptions,
     Subscription, handler_fn,
 };
 use tokio::sync::Semaphore;
@@ -28,7 +28,7 @@ async fn publish_subscribe_counts() {
     for i in 0..10 {
         b.publish(
             "test",
-            Message::new(format!("m{i}")).with_header("foo", "bar"),
+            Envelope::new(format!("m{i}")).with_header("foo", "bar"),
         )
         .await
         .expect("publish");
@@ -39,7 +39,7 @@ async fn publish_subscribe_counts() {
     assert_eq!(got.events()[0].message.header["foo"], "bar");
     sub.unsubscribe().await.expect("unsubscribe");
     assert!(matches!(
-        b.publish("test", Message::new("x")).await,
+        b.publish("test", Envelope::new("x")).await,
         Err(Error::NoSubscribers(_))
     ));
     b.disconnect().await.expect("disconnect");
@@ -70,7 +70,7 @@ async fn broadcast_and_round_robin_groups() {
         }
     }
     for i in 0..30 {
-        b.publish("t", Message::new(i.to_string()))
+        b.publish("t", Envelope::new(i.to_string()))
             .await
             .expect("publish");
     }
@@ -90,7 +90,7 @@ async fn broadcast_and_round_robin_groups() {
     wait_for("handled", || b.stats().handled == 150).await;
     b.disconnect().await.expect("disconnect");
     assert!(matches!(
-        b.publish("t", Message::new("x")).await,
+        b.publish("t", Envelope::new("x")).await,
         Err(Error::NoSubscribers(_))
     ));
 }
@@ -125,7 +125,7 @@ async fn a_slow_subscriber_drops_its_own_events_and_blocks_nobody() {
         .await
         .expect("subscribe");
     for i in 0..20 {
-        b.publish("t", Message::new(i.to_string()))
+        b.publish("t", Envelope::new(i.to_string()))
             .await
             .expect("publish never waits");
         // Let the fast subscriber keep up so that only the slow one overflows.
@@ -170,7 +170,7 @@ async fn wait_overflow_loses_nothing() {
         .await
         .expect("subscribe");
     for i in 0..50 {
-        b.publish("t", Message::new(i.to_string()))
+        b.publish("t", Envelope::new(i.to_string()))
             .await
             .expect("publish");
     }
@@ -202,7 +202,7 @@ async fn handler_errors_and_panics_are_counted_and_delivery_goes_on() {
         .await
         .expect("subscribe");
     for _ in 0..9 {
-        b.publish("t", Message::new("x")).await.expect("publish");
+        b.publish("t", Envelope::new("x")).await.expect("publish");
     }
     wait_for("all handled", || {
         b.stats().handled + b.stats().handler_errors == 9
@@ -237,14 +237,14 @@ async fn unsubscribe_from_inside_the_handler() {
         .await
         .expect("subscribe");
     *slot.lock() = Some(sub);
-    b.publish("once", Message::new("first"))
+    b.publish("once", Envelope::new("first"))
         .await
         .expect("publish");
     wait_for("first", || got.count() == 1).await;
     wait_for("unsubscribed", || slot.lock().is_none()).await;
     // Unsubscribe from inside is done once the handler returns.
     let deadline = tokio::time::Instant::now() + common::WAIT;
-    while b.publish("once", Message::new("second")).await.is_ok() {
+    while b.publish("once", Envelope::new("second")).await.is_ok() {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -264,7 +264,7 @@ async fn disconnect_and_drop_leave_no_task() {
             .expect("subscribe");
     }
     assert_eq!(alive_tasks(), baseline + 4);
-    b.publish("t", Message::new("x")).await.expect("publish");
+    b.publish("t", Envelope::new("x")).await.expect("publish");
     b.disconnect().await.expect("disconnect");
     // disconnect waited for the tasks; the runtime's count follows a moment later.
     wait_for("disconnect to end every task", || alive_tasks() == baseline).await;

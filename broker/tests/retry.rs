@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Collector, broker, opts, wait_for, wait_subscribers};
-use micro_broker::{Broker, HttpBroker, Message, SubscribeOptions};
+use micro_broker::{Broker, Envelope, HttpBroker, SubscribeOptions};
 use micro_registry::{MemoryRegistry, Metadata, Node, RegisterOptions, Registry, Service};
 
 /// A port nothing listens on (bound, then released).
@@ -71,7 +71,7 @@ async fn crashed_subscriber_is_retried_until_it_leaves_the_registry() {
     let crashed_record = format!("t-{}", crashed.id());
     wait_subscribers(&publisher, "t", 2).await;
     publisher
-        .publish("t", Message::new("before"))
+        .publish("t", Envelope::new("before"))
         .await
         .expect("publish");
     assert_eq!((got.count(), lost.count()), (1, 1));
@@ -81,7 +81,7 @@ async fn crashed_subscriber_is_retried_until_it_leaves_the_registry() {
     drop(crashed);
     for i in 0..5 {
         publisher
-            .publish("t", Message::new(format!("e{i}")))
+            .publish("t", Envelope::new(format!("e{i}")))
             .await
             .expect("publish");
     }
@@ -125,7 +125,7 @@ async fn crashed_subscriber_is_retried_until_it_leaves_the_registry() {
     assert_eq!(lost.count(), 1);
     // Nothing is kept once the target is gone: later publishes go to the live one.
     publisher
-        .publish("t", Message::new("after"))
+        .publish("t", Envelope::new("after"))
         .await
         .expect("publish");
     assert_eq!(publisher.stats().deliveries, 13);
@@ -161,7 +161,7 @@ async fn bounded_retry_queue_keeps_the_newest_and_delivers_them_when_the_subscri
 
     for i in 0..10 {
         publisher
-            .publish("inbox", Message::new(format!("e{i}")))
+            .publish("inbox", Envelope::new(format!("e{i}")))
             .await
             .expect("publish");
     }
@@ -220,7 +220,7 @@ async fn queue_group_fails_over_to_a_live_member() {
     drop(crashed);
     for i in 0..20 {
         publisher
-            .publish("q", Message::new(format!("e{i}")))
+            .publish("q", Envelope::new(format!("e{i}")))
             .await
             .expect("publish");
     }
@@ -252,7 +252,7 @@ async fn gives_up_after_the_attempts_and_without_retry() {
     );
     for _ in 0..3 {
         limited
-            .publish("dead", Message::new("x"))
+            .publish("dead", Envelope::new("x"))
             .await
             .expect("publish");
     }
@@ -265,7 +265,7 @@ async fn gives_up_after_the_attempts_and_without_retry() {
 
     let no_retry = HttpBroker::with_options(opts(&registry).retry_queue(0));
     no_retry
-        .publish("dead", Message::new("x"))
+        .publish("dead", Envelope::new("x"))
         .await
         .expect("publish");
     let s = no_retry.stats();
@@ -280,7 +280,7 @@ async fn gives_up_after_the_attempts_and_without_retry() {
             .retry_max_age(Duration::from_millis(300))
             .retry_backoff(Duration::from_millis(10), Duration::from_millis(50)),
     );
-    aged.publish("dead", Message::new("x"))
+    aged.publish("dead", Envelope::new("x"))
         .await
         .expect("publish");
     settled(&aged).await;
@@ -292,7 +292,7 @@ async fn gives_up_after_the_attempts_and_without_retry() {
         opts(&registry).retry_backoff(Duration::from_secs(60), Duration::from_secs(60)),
     );
     pending
-        .publish("dead", Message::new("x"))
+        .publish("dead", Envelope::new("x"))
         .await
         .expect("publish");
     assert_eq!(pending.stats().pending, 1);
@@ -323,7 +323,7 @@ async fn unsupported_subscribers_are_dropped_not_retried() {
     let unsupported = if cfg!(feature = "tls") { 1 } else { 2 };
     register_node(&registry, "tls", "bad-address", "127.0.0.1:1/evil?x=").await;
     let b = broker(&registry);
-    b.publish("tls", Message::new("x")).await.expect("publish");
+    b.publish("tls", Envelope::new("x")).await.expect("publish");
     let s = b.stats();
     assert_eq!(
         (s.deliveries, s.dropped, s.pending, s.failed_attempts),

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{Collector, opts, raw, status_of, wait_for, wait_subscribers};
-use micro_broker::{Broker, HttpBroker, Message, SubscribeOptions};
+use micro_broker::{Broker, Envelope, HttpBroker, SubscribeOptions};
 use micro_registry::{MemoryRegistry, Registry};
 use micro_tls::TlsOptions;
 use micro_tls::testing::TestCa;
@@ -45,7 +45,7 @@ async fn events_travel_over_https_to_secure_subscribers() {
     let publisher = with_tls(&registry, TlsOptions::new().ca_pem(ca.cert_pem()));
     wait_subscribers(&publisher, "orders", 1).await;
     publisher
-        .publish("orders", Message::new("one"))
+        .publish("orders", Envelope::new("one"))
         .await
         .unwrap();
     wait_for("the event", || got.count() == 1).await;
@@ -68,7 +68,7 @@ async fn events_travel_over_https_to_secure_subscribers() {
         "{resp}"
     );
     publisher
-        .publish("orders", Message::new("two"))
+        .publish("orders", Envelope::new("two"))
         .await
         .unwrap();
     wait_for("the second event", || got.count() == 2).await;
@@ -92,7 +92,7 @@ async fn an_untrusted_subscriber_gets_nothing() {
     let publisher = with_tls(&registry, TlsOptions::new().ca_pem(ca.cert_pem()));
     wait_subscribers(&publisher, "orders", 1).await;
     publisher
-        .publish("orders", Message::new("secret"))
+        .publish("orders", Envelope::new("secret"))
         .await
         .unwrap();
     wait_for("the failed delivery", || publisher.stats().dropped == 1).await;
@@ -121,7 +121,7 @@ async fn mutual_tls_puts_the_publisher_identity_in_the_event() {
     let billing = with_tls(&registry, server_tls(&ca, "billing"));
     wait_subscribers(&billing, "orders", 1).await;
     billing
-        .publish("orders", Message::new("paid"))
+        .publish("orders", Envelope::new("paid"))
         .await
         .unwrap();
     wait_for("the event", || got.count() == 1).await;
@@ -141,7 +141,7 @@ async fn mutual_tls_puts_the_publisher_identity_in_the_event() {
         let publisher = with_tls(&registry, stranger);
         wait_subscribers(&publisher, "orders", 1).await;
         publisher
-            .publish("orders", Message::new("forged"))
+            .publish("orders", Envelope::new("forged"))
             .await
             .unwrap();
         wait_for("the refused delivery", || publisher.stats().dropped == 1).await;
@@ -150,7 +150,7 @@ async fn mutual_tls_puts_the_publisher_identity_in_the_event() {
     }
     // the subscriber still serves the trusted publisher
     billing
-        .publish("orders", Message::new("again"))
+        .publish("orders", Envelope::new("again"))
         .await
         .unwrap();
     wait_for("the next event", || got.count() == 2).await;

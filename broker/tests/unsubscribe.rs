@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Collector, broker, wait_subscribers};
-use micro_broker::{Broker, Error, Message, SubscribeOptions};
+use micro_broker::{Broker, Envelope, Error, SubscribeOptions};
 use micro_registry::{MemoryRegistry, Registry};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,7 +28,7 @@ async fn unsubscribed_subscriber_stops_receiving() {
     wait_subscribers(&publisher, "u", 2).await;
     common::watch_ready(&publisher, &registry).await;
     publisher
-        .publish("u", Message::new("1"))
+        .publish("u", Envelope::new("1"))
         .await
         .expect("publish");
     assert_eq!((got_a.count(), got_b.count()), (1, 1));
@@ -37,7 +37,7 @@ async fn unsubscribed_subscriber_stops_receiving() {
     // Whether the publisher has heard of it yet or not, `a` runs no handler.
     for i in 2..=20 {
         publisher
-            .publish("u", Message::new(i.to_string()))
+            .publish("u", Envelope::new(i.to_string()))
             .await
             .expect("publish");
     }
@@ -72,7 +72,7 @@ async fn deregistered_subscriber_stops_receiving() {
     wait_subscribers(&publisher, "d", 2).await;
     common::watch_ready(&publisher, &registry).await;
     publisher
-        .publish("d", Message::new("1"))
+        .publish("d", Envelope::new("1"))
         .await
         .expect("publish");
     assert_eq!(got.count(), 1);
@@ -98,7 +98,7 @@ async fn deregistered_subscriber_stops_receiving() {
     wait_subscribers(&publisher, "d", 1).await;
     for _ in 0..5 {
         publisher
-            .publish("d", Message::new("x"))
+            .publish("d", Envelope::new("x"))
             .await
             .expect("publish");
     }
@@ -114,7 +114,7 @@ async fn publishing_without_subscribers_fails_and_keeps_nothing() {
     let registry = Arc::new(MemoryRegistry::new());
     let publisher = broker(&registry);
     // Nobody at all.
-    match publisher.publish("nobody", Message::new("x")).await {
+    match publisher.publish("nobody", Envelope::new("x")).await {
         Err(Error::NoSubscribers(t)) => assert_eq!(t, "nobody"),
         other => panic!("want NoSubscribers, got {other:?}"),
     }
@@ -126,7 +126,7 @@ async fn publishing_without_subscribers_fails_and_keeps_nothing() {
         .await
         .expect("subscribe");
     let err = publisher
-        .publish("nobody", Message::new("x"))
+        .publish("nobody", Envelope::new("x"))
         .await
         .expect_err("no subscribers");
     assert!(matches!(err, Error::NoSubscribers(_)));
@@ -145,18 +145,18 @@ async fn publishing_without_subscribers_fails_and_keeps_nothing() {
         .expect("subscribe");
     wait_subscribers(&publisher, "nobody", 1).await;
     publisher
-        .publish("nobody", Message::new("now"))
+        .publish("nobody", Envelope::new("now"))
         .await
         .expect("publish");
     assert_eq!(late.bodies(), ["now"]);
     // The last subscriber leaving makes it an error again at once.
     sub.unsubscribe().await.expect("unsubscribe");
     assert!(matches!(
-        other.publish("else", Message::new("x")).await,
+        other.publish("else", Envelope::new("x")).await,
         Err(Error::NoSubscribers(_))
     ));
     assert!(matches!(
-        publisher.publish("", Message::new("x")).await,
+        publisher.publish("", Envelope::new("x")).await,
         Err(Error::Invalid(_))
     ));
     for x in [publisher, other] {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Collector, Recording, body_of, go_post, raw, status_of};
-use micro_broker::{Broker, HttpBroker, HttpBrokerOptions, Message, SubscribeOptions};
+use micro_broker::{Broker, Envelope, HttpBroker, HttpBrokerOptions, SubscribeOptions};
 use micro_registry::{MemoryRegistry, Metadata, Node, RegisterOptions, Registry, Service};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -199,12 +199,12 @@ async fn publish_sends_go_micros_post() {
         .expect("register");
     let b = common::broker(&registry);
 
-    let broker_msg = Message::new(
+    let broker_msg = Envelope::new(
         &br#"{"id":"event-13848-0","timestamp":1795240342,"message":"broker publish 0"}"#[..],
     )
     .with_header("Content-Type", "application/json")
     .with_header("X-Trace", "abc");
-    let client_msg = Message::new(
+    let client_msg = Envelope::new(
         &b"{\"id\":\"event-13647-0\",\"timestamp\":1795240340,\"message\":\"client publish 0\"}\n"
             [..],
     )

@@ -300,7 +300,7 @@ async fn a_bad_event_is_reported_and_the_subscriber_keeps_working() {
     svc.start().await.unwrap();
     let publisher = service("pub", &registry, vec![]);
     // Raw broker message whose body is no Event: decode error at the subscriber.
-    let raw = micro::broker::Message::new(&b"{\"id\": 5}"[..])
+    let raw = micro::broker::Envelope::new(&b"{\"id\": 5}"[..])
         .with_header("Content-Type", "application/json");
     publisher.broker().publish("t", raw).await.unwrap();
     publisher

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use micro_broker::{Broker, Error, HttpBroker, HttpBrokerOptions, Message};
+use micro_broker::{Broker, Envelope, Error, HttpBroker, HttpBrokerOptions};
 use micro_etcd::EtcdRegistry;
 use micro_registry::Registry;
 use micro_tests::harness::etcd::{Etcd, init_tracing};
@@ -127,7 +127,7 @@ async fn broadcast_and_queue_counts_across_processes() {
 
     const N: usize = 30;
     for i in 0..N {
-        let msg = Message::new(format!("e{i}")).with_header("X-Seq", i.to_string());
+        let msg = Envelope::new(format!("e{i}")).with_header("X-Seq", i.to_string());
         p.publish("orders", msg).await.expect("publish");
     }
     let all: HashSet<String> = (0..N).map(|i| format!("e{i}")).collect();
@@ -176,7 +176,7 @@ async fn broadcast_and_queue_counts_across_processes() {
     );
     let failed = wait_until(LIMIT, Duration::from_millis(50), || async {
         matches!(
-            p.publish("orders", Message::new("late")).await,
+            p.publish("orders", Envelope::new("late")).await,
             Err(Error::NoSubscribers(_))
         )
     })
@@ -200,7 +200,7 @@ async fn killed_subscriber_events_are_retried_until_its_lease_expires() {
     );
     wait_subscribers(&p, "audit", 2).await;
     for i in 0..5 {
-        p.publish("audit", Message::new(format!("a{i}")))
+        p.publish("audit", Envelope::new(format!("a{i}")))
             .await
             .expect("publish");
     }
@@ -211,7 +211,7 @@ async fn killed_subscriber_events_are_retried_until_its_lease_expires() {
 
     victim.proc.kill9().await;
     for i in 5..10 {
-        p.publish("audit", Message::new(format!("a{i}")))
+        p.publish("audit", Envelope::new(format!("a{i}")))
             .await
             .expect("publish");
     }
@@ -230,7 +230,7 @@ async fn killed_subscriber_events_are_retried_until_its_lease_expires() {
     assert!(s.failed_attempts >= 5);
     let want: Vec<String> = (0..10).map(|i| format!("a{i}")).collect();
     assert_eq!(survivor.bodies(), want, "in order, no duplicate");
-    p.publish("audit", Message::new("after"))
+    p.publish("audit", Envelope::new("after"))
         .await
         .expect("publish");
     assert_eq!(
@@ -250,7 +250,7 @@ async fn killed_queue_member_loses_no_event() {
     let p = publisher(&etcd, HttpBrokerOptions::new());
     wait_subscribers(&p, "jobs", 2).await;
     for i in 0..10 {
-        p.publish("jobs", Message::new(format!("j{i}")))
+        p.publish("jobs", Envelope::new(format!("j{i}")))
             .await
             .expect("publish");
     }
@@ -258,7 +258,7 @@ async fn killed_queue_member_loses_no_event() {
     let before = w2.count();
     w1.proc.kill9().await;
     for i in 10..30 {
-        p.publish("jobs", Message::new(format!("j{i}")))
+        p.publish("jobs", Envelope::new(format!("j{i}")))
             .await
             .expect("publish");
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use examples::ExampleEvent;
-use micro::broker::Message;
+use micro::broker::Envelope;
 use micro::registry::Registry;
 use micro_tests::harness::etcd::init_tracing;
 use micro_tests::harness::gomicro::{Combo, GoProc, Registries, for_each_combo, our_server, poll};
@@ -103,7 +103,7 @@ async fn scenario(registries: Arc<Registries>, combo: Combo) {
             message: format!("raw {i}"),
         };
         let body = serde_json::to_vec(&ev).expect("json");
-        let msg = Message::new(body)
+        let msg = Envelope::new(body)
             .with_header("Content-Type", "application/json")
             .with_header("X-Trace", "trace-raw");
         publisher

@@ -13,7 +13,7 @@ use super::{
     CLOSED, CONNECTED, Conn, Core, HttpBroker, addr, client, conn, publish, retry, server, stats,
     wire,
 };
-use crate::{Broker, Error, Handler, Message, Result, SubscribeOptions, Subscription};
+use crate::{Broker, Envelope, Error, EventHandler, Result, SubscribeOptions, Subscription};
 
 #[async_trait]
 impl Broker for HttpBroker {
@@ -121,7 +121,7 @@ impl Broker for HttpBroker {
         first_err.map_or(Ok(()), Err)
     }
 
-    async fn publish(&self, topic: &str, msg: Message) -> Result<()> {
+    async fn publish(&self, topic: &str, msg: Envelope) -> Result<()> {
         if topic.is_empty() {
             return Err(Error::Invalid("empty topic".into()));
         }
@@ -146,7 +146,7 @@ impl Broker for HttpBroker {
     async fn subscribe(
         &self,
         topic: &str,
-        handler: Arc<dyn Handler>,
+        handler: Arc<dyn EventHandler>,
         opts: SubscribeOptions,
     ) -> Result<Box<dyn Subscription>> {
         if topic.is_empty() {

@@ -122,7 +122,7 @@ pub use subs::{BROADCAST_VERSION, SERVICE_NAME};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> micro_broker::Result<()> {
 /// use std::sync::Arc;
-/// use micro_broker::{Broker, HttpBroker, HttpBrokerOptions, Message, SubscribeOptions, handler_fn};
+/// use micro_broker::{Broker, HttpBroker, HttpBrokerOptions, Envelope, SubscribeOptions, handler_fn};
 /// use micro_registry::MemoryRegistry;
 ///
 /// let registry = Arc::new(MemoryRegistry::new());
@@ -135,7 +135,7 @@ pub use subs::{BROADCAST_VERSION, SERVICE_NAME};
 ///         async move { tx.send(ev.message.body).ok(); Ok(()) }
 ///     }), SubscribeOptions::default())
 ///     .await?;
-/// broker.publish("greetings", Message::new("hello")).await?;
+/// broker.publish("greetings", Envelope::new("hello")).await?;
 /// assert_eq!(rx.recv().await.unwrap(), "hello");
 /// sub.unsubscribe().await?;
 /// broker.disconnect().await?;

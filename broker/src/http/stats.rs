@@ -35,7 +35,7 @@ pub struct HttpBrokerStats {
     pub pending: u64,
     /// Events this broker's server received for one of its subscriptions.
     pub received: u64,
-    /// Handler calls that returned an error or panicked.
+    /// EventHandler calls that returned an error or panicked.
     pub handler_errors: u64,
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use micro_registry::{Metadata, Node, Service};
 
-use crate::Handler;
+use crate::EventHandler;
 
 /// The registry service every subscription is registered under.
 pub const SERVICE_NAME: &str = "micro.http.broker";
@@ -21,7 +21,7 @@ pub(crate) struct NodeEntry {
     pub(crate) queue: Option<String>,
     /// The record registered (one node).
     pub(crate) service: Service,
-    subs: Vec<(u64, Arc<dyn Handler>)>,
+    subs: Vec<(u64, Arc<dyn EventHandler>)>,
     next: AtomicUsize,
 }
 
@@ -56,7 +56,7 @@ impl Table {
         topic: &str,
         queue: Option<&str>,
         sub_id: u64,
-        handler: Arc<dyn Handler>,
+        handler: Arc<dyn EventHandler>,
     ) -> (String, Service) {
         let key = (topic.to_owned(), queue.map(str::to_owned));
         let node_id = self
@@ -104,7 +104,11 @@ impl Table {
     /// The handlers a delivery to `node_id` for `topic` runs: every broadcast
     /// subscription of the node, or one subscription of a queue group (round
     /// robin). `None` when this broker has no such node for the topic.
-    pub(crate) fn handlers(&self, node_id: &str, topic: &str) -> Option<Vec<Arc<dyn Handler>>> {
+    pub(crate) fn handlers(
+        &self,
+        node_id: &str,
+        topic: &str,
+    ) -> Option<Vec<Arc<dyn EventHandler>>> {
         let entry = self.nodes.get(node_id)?;
         if entry.topic != topic || entry.subs.is_empty() {
             return None;

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::Message;
+use crate::Envelope;
 
 /// The header that carries the topic; its exact case is part of the wire.
 pub(crate) const TOPIC_HEADER: &str = "Micro-Topic";
@@ -24,7 +24,7 @@ const ERROR_ID: &str = "go.micro.broker";
 /// Encodes `msg` published to `topic` as go-micro's publisher does: the headers
 /// with `Micro-Topic` set to `topic`, the body in standard base64 (`null` when
 /// empty, as Go writes a nil slice).
-pub(crate) fn encode(topic: &str, msg: &Message) -> Bytes {
+pub(crate) fn encode(topic: &str, msg: &Envelope) -> Bytes {
     let header_len: usize = msg.header.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
     let mut out = String::with_capacity(40 + topic.len() + header_len + msg.body.len() * 4 / 3);
     out.push_str("{\"Header\":{");
@@ -65,7 +65,7 @@ pub(crate) fn encode(topic: &str, msg: &Message) -> Bytes {
 /// Decodes a delivery body. `Ok(None)` is JSON `null`. Field names match
 /// case-insensitively, unknown fields are ignored, a missing or `null` body is
 /// empty, a `null` header value is `""`.
-pub(crate) fn decode(body: &[u8]) -> Result<Option<Message>, serde_json::Error> {
+pub(crate) fn decode(body: &[u8]) -> Result<Option<Envelope>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let msg = MessageSeed.deserialize(&mut de)?;
     de.end()?;
@@ -75,7 +75,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<Option<Message>, serde_json::Error> 
 struct MessageSeed;
 
 impl<'de> DeserializeSeed<'de> for MessageSeed {
-    type Value = Option<Message>;
+    type Value = Option<Envelope>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_option(MessageVisitor)
@@ -85,7 +85,7 @@ impl<'de> DeserializeSeed<'de> for MessageSeed {
 struct MessageVisitor;
 
 impl<'de> Visitor<'de> for MessageVisitor {
-    type Value = Option<Message>;
+    type Value = Option<Envelope>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a broker message object")
@@ -119,7 +119,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(Some(Message { header, body }))
+        Ok(Some(Envelope { header, body }))
     }
 }
 
@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn encode_sorts_and_overrides_topic() {
-        let msg = Message::new("hi")
+        let msg = Envelope::new("hi")
             .with_header("Z", "1")
             .with_header("Micro-Topic", "other")
             .with_header("A", "2");
@@ -320,7 +320,7 @@ mod tests {
             &b[..],
             br#"{"Header":{"A":"2","Micro-Topic":"t","Z":"1"},"Body":"aGk="}"#
         );
-        let empty = encode("t", &Message::default());
+        let empty = encode("t", &Envelope::default());
         assert_eq!(&empty[..], br#"{"Header":{"Micro-Topic":"t"},"Body":null}"#);
     }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use micro_broker::{Event, Handler, HttpBroker, HttpBrokerOptions, handler_fn};
+use micro_broker::{Event, EventHandler, HttpBroker, HttpBrokerOptions, handler_fn};
 use micro_registry::MemoryRegistry;
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,7 +24,7 @@ impl Collector {
         Self::default()
     }
 
-    pub fn handler(&self) -> Arc<dyn Handler> {
+    pub fn handler(&self) -> Arc<dyn EventHandler> {
         let events = self.events.clone();
         handler_fn(move |ev: Event| {
             let events = events.clone();

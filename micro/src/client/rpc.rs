@@ -422,7 +422,7 @@ impl Core {
         header.insert("Content-Type".into(), req.content_type.to_string());
         header.insert("Micro-Topic".into(), topic.to_string());
         header.insert("Micro-ID".into(), uuid::Uuid::new_v4().to_string());
-        let msg = micro_broker::Message {
+        let msg = micro_broker::Envelope {
             header,
             body: req.body,
         };

@@ -208,7 +208,7 @@ impl EventSink for Subscribers {
 }
 
 /// A broker message as a transport message (header names become canonical).
-pub(crate) fn to_transport(msg: micro_broker::Message) -> TransportMessage {
+pub(crate) fn to_transport(msg: micro_broker::Envelope) -> TransportMessage {
     let header: Header = msg.header.into_iter().collect();
     TransportMessage {
         header,

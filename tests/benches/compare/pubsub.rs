@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use micro_broker::{Broker, HttpBroker, HttpBrokerOptions, Message, SubscribeOptions, handler_fn};
+use micro_broker::{Broker, Envelope, HttpBroker, HttpBrokerOptions, SubscribeOptions, handler_fn};
 use micro_etcd::EtcdRegistry;
 use serde_json::json;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -74,7 +74,7 @@ pub(crate) async fn publish(flags: &Flags) -> Res<()> {
     let body = serde_json::to_vec(
         &json!({"id": "bench", "timestamp": unix_ns() / 1_000_000_000, "message": "hello"}),
     )?;
-    let msg = Message::new(body).with_header("Content-Type", "application/json");
+    let msg = Envelope::new(body).with_header("Content-Type", "application/json");
     let published = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let start_ns = unix_ns();

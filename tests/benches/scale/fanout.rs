@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use micro_broker::{Broker, HttpBroker, HttpBrokerOptions, Message, SubscribeOptions, handler_fn};
+use micro_broker::{Broker, Envelope, HttpBroker, HttpBrokerOptions, SubscribeOptions, handler_fn};
 use micro_registry::{Metadata, Node, RegisterOptions, Service};
 use micro_tests::harness::wait_until;
 use tokio::task::JoinSet;
@@ -83,7 +83,8 @@ pub(crate) async fn measure(
     if !visible {
         return Err(format!("{subscribers} subscribers of {topic} not visible").into());
     }
-    let msg = Message::new(vec![b'x'; 256]).with_header("Content-Type", "application/octet-stream");
+    let msg =
+        Envelope::new(vec![b'x'; 256]).with_header("Content-Type", "application/octet-stream");
     for _ in 0..100 {
         publisher.publish(&topic, msg.clone()).await?;
     }
