@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{Collector, broker, opts, wait_for, wait_subscribers};
 use micro_broker::{Broker, Envelope, HttpBroker, SubscribeOptions};
-use micro_registry::{MemoryRegistry, Metadata, Node, RegisterOptions, Registry, Service};
+use micro_registry::{MemoryRegistry, MetadataMap, Node, RegisterOptions, Registry, ServiceRecord};
 
 /// A port nothing listens on (bound, then released).
 async fn free_port() -> u16 {
@@ -20,12 +20,17 @@ async fn free_port() -> u16 {
 }
 
 /// Registers a broadcast subscriber node of `topic` as go-micro does.
-async fn register_node(registry: &MemoryRegistry, topic: &str, id: &str, address: &str) -> Service {
-    let mut md = Metadata::new();
+async fn register_node(
+    registry: &MemoryRegistry,
+    topic: &str,
+    id: &str,
+    address: &str,
+) -> ServiceRecord {
+    let mut md = MetadataMap::new();
     md.insert("broker".into(), "http".into());
     md.insert("secure".into(), "false".into());
     md.insert("topic".into(), topic.into());
-    let svc = Service {
+    let svc = ServiceRecord {
         name: "micro.http.broker".into(),
         version: "ff.http.broadcast".into(),
         nodes: vec![Node {
@@ -104,7 +109,7 @@ async fn crashed_subscriber_is_retried_until_it_leaves_the_registry() {
         .expect("crashed node")
         .clone();
     registry
-        .deregister(&Service {
+        .deregister(&ServiceRecord {
             nodes: vec![dead],
             ..svc[0].clone()
         })

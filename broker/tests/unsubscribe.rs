@@ -89,7 +89,7 @@ async fn deregistered_subscriber_stops_receiving() {
         .expect("node")
         .clone();
     registry
-        .deregister(&micro_registry::Service {
+        .deregister(&micro_registry::ServiceRecord {
             nodes: vec![node],
             ..svc[0].clone()
         })

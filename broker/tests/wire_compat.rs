@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{Collector, Recording, body_of, go_post, raw, status_of};
 use micro_broker::{Broker, Envelope, HttpBroker, HttpBrokerOptions, SubscribeOptions};
-use micro_registry::{MemoryRegistry, Metadata, Node, RegisterOptions, Registry, Service};
+use micro_registry::{MemoryRegistry, MetadataMap, Node, RegisterOptions, Registry, ServiceRecord};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -179,11 +179,11 @@ async fn publish_sends_go_micros_post() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     // A raw subscriber node, registered as a go-micro broker registers it.
-    let mut md = Metadata::new();
+    let mut md = MetadataMap::new();
     md.insert("broker".into(), "http".into());
     md.insert("secure".into(), "false".into());
     md.insert("topic".into(), "capture.v5".into());
-    let svc = Service {
+    let svc = ServiceRecord {
         name: "micro.http.broker".into(),
         version: "ff.http.broadcast".into(),
         nodes: vec![Node {

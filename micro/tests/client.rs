@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{CallRequest, CallResponse, Empty, FailRequest, SlowRequest};
 use micro::RpcError;
 use micro::client::{ClientOptions, ClientRequest, RpcClient};
-use micro::registry::{Node, RegisterOptions, Registry, Service};
+use micro::registry::{Node, RegisterOptions, Registry, ServiceRecord};
 use micro::server::Server;
 use parking_lot::Mutex;
 
@@ -41,7 +41,7 @@ async fn dead_node(registry: &Arc<dyn Registry>, service: &str) -> String {
     drop(l);
     let mut node = Node::new(format!("{service}-dead"), addr.clone());
     node.metadata.insert("protocol".into(), "mucp".into());
-    let svc = Service {
+    let svc = ServiceRecord {
         name: service.into(),
         version: "latest".into(),
         nodes: vec![node],
@@ -360,7 +360,7 @@ async fn black_hole(
     });
     let mut node = Node::new(format!("{service}-hole"), addr.clone());
     node.metadata.insert("protocol".into(), "mucp".into());
-    let svc = Service {
+    let svc = ServiceRecord {
         name: service.into(),
         version: "latest".into(),
         nodes: vec![node],

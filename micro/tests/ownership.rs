@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use common::{CallRequest, CallResponse, Test};
 use micro::registry::testing::Faulty;
 use micro::registry::{
-    MemoryRegistry, RegisterOptions, Registry, Service as Record, WatchOptions, Watcher,
+    MemoryRegistry, RegisterOptions, Registry, ServiceRecord as Record, WatchOptions, Watcher,
 };
 use micro::server::{HandlerSet, RpcServer, Server};
 use micro::transport::{DialOptions, Listener, MemoryTransport, Socket, Transport};

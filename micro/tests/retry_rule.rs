@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::{CallRequest, CallResponse, Empty, FailRequest};
 use micro::client::{CallErrorKind, ClientOptions, RpcClient};
-use micro::registry::{Node, RegisterOptions, Registry, Service};
+use micro::registry::{Node, RegisterOptions, Registry, ServiceRecord};
 use micro::server::Server;
 use micro::transport::{HttpTransport, HttpTransportOptions};
 use tokio::io::AsyncReadExt;
@@ -22,7 +22,7 @@ use tokio::io::AsyncReadExt;
 async fn register(registry: &Arc<dyn Registry>, service: &str, id: &str, addr: &str) {
     let mut node = Node::new(format!("{service}-{id}"), addr.to_owned());
     node.metadata.insert("protocol".into(), "mucp".into());
-    let svc = Service {
+    let svc = ServiceRecord {
         name: service.into(),
         version: "latest".into(),
         nodes: vec![node],

@@ -1,7 +1,7 @@
 //! Service discovery for micro: the registry model, the [`Registry`] trait, an
 //! in-memory registry and the registry [`Cache`].
 //!
-//! * [`Service`], [`Node`], [`Endpoint`] and [`Value`] read and write go-micro's
+//! * [`ServiceRecord`], [`Node`], [`Endpoint`] and [`Value`] read and write go-micro's
 //!   registry JSON exactly, so records written by Go services and by ours are
 //!   interchangeable (see [`model`]).
 //! * [`Registry`] is the object-safe trait every registry implements (memory here;
@@ -27,5 +27,5 @@ pub mod testing;
 pub use cache::{Cache, CacheOptions, NodeRef, Snapshot};
 pub use error::{BoxError, Error, Result};
 pub use memory::MemoryRegistry;
-pub use model::{Endpoint, Metadata, Node, Service, Value};
-pub use registry::{Action, Event, RegisterOptions, Registry, WatchOptions, Watcher};
+pub use model::{Endpoint, MetadataMap, Node, ServiceRecord, Value};
+pub use registry::{Action, RegisterOptions, Registry, WatchEvent, WatchOptions, Watcher};

@@ -9,8 +9,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::{
-    Action, Error, Event, Metadata, Node, RegisterOptions, Registry, Result, Service, WatchOptions,
-    Watcher,
+    Action, Error, MetadataMap, Node, RegisterOptions, Registry, Result, ServiceRecord, WatchEvent,
+    WatchOptions, Watcher,
 };
 
 /// Default number of events a watcher may fall behind before it lags.
@@ -44,10 +44,10 @@ pub const DEFAULT_WATCH_BUFFER: usize = 1024;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> micro_registry::Result<()> {
-/// use micro_registry::{MemoryRegistry, Node, RegisterOptions, Registry, Service};
+/// use micro_registry::{MemoryRegistry, Node, RegisterOptions, Registry, ServiceRecord};
 ///
 /// let registry = MemoryRegistry::new();
-/// let svc = Service {
+/// let svc = ServiceRecord {
 ///     name: "helloworld".into(),
 ///     version: "latest".into(),
 ///     nodes: vec![Node::new("helloworld-1", "127.0.0.1:8080")],
@@ -64,7 +64,7 @@ pub struct MemoryRegistry {
 
 struct Inner {
     state: Mutex<State>,
-    events: broadcast::Sender<Arc<Event>>,
+    events: broadcast::Sender<Arc<WatchEvent>>,
     /// Wakes the expiry task when an earlier deadline appears.
     wake: Arc<Notify>,
     pruner: Mutex<Option<JoinHandle<()>>>,
@@ -77,7 +77,7 @@ struct State {
 }
 
 struct Record {
-    metadata: Metadata,
+    metadata: MetadataMap,
     endpoints: Vec<crate::Endpoint>,
     nodes: BTreeMap<String, Entry>,
 }
@@ -130,9 +130,12 @@ impl MemoryRegistry {
         }
     }
 
-    fn publish(&self, action: Action, service: Service) {
+    fn publish(&self, action: Action, service: ServiceRecord) {
         // No receivers is fine: nobody is watching.
-        let _ = self.inner.events.send(Arc::new(Event { action, service }));
+        let _ = self
+            .inner
+            .events
+            .send(Arc::new(WatchEvent { action, service }));
     }
 
     /// Starts the expiry task if it is not running and a runtime is available.
@@ -186,7 +189,7 @@ async fn prune_loop(weak: Weak<Inner>, wake: Arc<Notify>) {
 
 /// Removes expired nodes; returns one single-node service per expired node and the
 /// next deadline.
-fn expire(registry: &MemoryRegistry, now: Instant) -> (Vec<Service>, Option<Instant>) {
+fn expire(registry: &MemoryRegistry, now: Instant) -> (Vec<ServiceRecord>, Option<Instant>) {
     let mut out = Vec::new();
     let mut next: Option<Instant> = None;
     let mut state = registry.inner.state.lock();
@@ -215,8 +218,8 @@ fn expire(registry: &MemoryRegistry, now: Instant) -> (Vec<Service>, Option<Inst
 }
 
 impl Record {
-    fn service(&self, name: &str, version: &str, nodes: Vec<Node>) -> Service {
-        Service {
+    fn service(&self, name: &str, version: &str, nodes: Vec<Node>) -> ServiceRecord {
+        ServiceRecord {
             name: name.to_owned(),
             version: version.to_owned(),
             metadata: self.metadata.clone(),
@@ -236,7 +239,7 @@ impl Record {
 
 #[async_trait]
 impl Registry for MemoryRegistry {
-    async fn register(&self, service: &Service, opts: &RegisterOptions) -> Result<()> {
+    async fn register(&self, service: &ServiceRecord, opts: &RegisterOptions) -> Result<()> {
         if service.nodes.is_empty() {
             return Err(Error::Invalid(format!(
                 "service {:?} has no nodes",
@@ -314,7 +317,7 @@ impl Registry for MemoryRegistry {
         Ok(())
     }
 
-    async fn deregister(&self, service: &Service) -> Result<()> {
+    async fn deregister(&self, service: &ServiceRecord) -> Result<()> {
         let mut events = Vec::new();
         {
             let mut state = self.inner.state.lock();
@@ -341,11 +344,11 @@ impl Registry for MemoryRegistry {
         Ok(())
     }
 
-    async fn get_service(&self, name: &str) -> Result<Vec<Service>> {
+    async fn get_service(&self, name: &str) -> Result<Vec<ServiceRecord>> {
         let now = Instant::now();
         let state = self.inner.state.lock();
         let versions = state.services.get(name).ok_or(Error::NotFound)?;
-        let out: Vec<Service> = versions
+        let out: Vec<ServiceRecord> = versions
             .iter()
             .filter_map(|(version, rec)| {
                 let nodes = rec.live_nodes(now);
@@ -359,10 +362,10 @@ impl Registry for MemoryRegistry {
         }
     }
 
-    async fn list_services(&self) -> Result<Vec<Service>> {
+    async fn list_services(&self) -> Result<Vec<ServiceRecord>> {
         let now = Instant::now();
         let state = self.inner.state.lock();
-        let mut out: Vec<Service> = state
+        let mut out: Vec<ServiceRecord> = state
             .services
             .iter()
             .flat_map(|(name, versions)| {
@@ -390,13 +393,13 @@ impl Registry for MemoryRegistry {
 
 /// A watcher on a [`MemoryRegistry`].
 struct MemoryWatcher {
-    rx: Option<broadcast::Receiver<Arc<Event>>>,
+    rx: Option<broadcast::Receiver<Arc<WatchEvent>>>,
     service: Option<String>,
 }
 
 #[async_trait]
 impl Watcher for MemoryWatcher {
-    async fn next(&mut self) -> Result<Event> {
+    async fn next(&mut self) -> Result<WatchEvent> {
         let rx = self.rx.as_mut().ok_or(Error::WatcherStopped)?;
         loop {
             match rx.recv().await {

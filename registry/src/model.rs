@@ -1,4 +1,4 @@
-//! The registry model: [`Service`], [`Node`], [`Endpoint`] and [`Value`], read and
+//! The registry model: [`ServiceRecord`], [`Node`], [`Endpoint`] and [`Value`], read and
 //! written exactly as go-micro's registry JSON.
 //!
 //! Writing follows go-micro's producers field for field and in their field order
@@ -23,29 +23,29 @@ use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Vis
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 /// String-to-string metadata, ordered by key as Go writes map keys.
-pub type Metadata = BTreeMap<String, String>;
+pub type MetadataMap = BTreeMap<String, String>;
 
 /// A service as stored in the registry: one name and version, with its endpoints and
 /// the nodes that serve it.
 ///
-/// A registry returns one `Service` per version of a name.
+/// A registry returns one `ServiceRecord` per version of a name.
 ///
 /// ```
-/// use micro_registry::{Node, Service};
+/// use micro_registry::{Node, ServiceRecord};
 ///
 /// let json = r#"{"name":"helloworld","version":"latest","metadata":null,"endpoints":[],
 ///   "nodes":[{"id":"helloworld-1","address":"127.0.0.1:8080","metadata":{"protocol":"mucp"}}]}"#;
-/// let svc: Service = serde_json::from_str(json).unwrap();
+/// let svc: ServiceRecord = serde_json::from_str(json).unwrap();
 /// assert_eq!(svc.nodes[0].metadata["protocol"], "mucp");
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Service {
+pub struct ServiceRecord {
     /// Service name, e.g. `helloworld`.
     pub name: String,
     /// Version; go-micro servers use `latest` unless told otherwise.
     pub version: String,
     /// Service-level metadata (go-micro servers leave it empty).
-    pub metadata: Metadata,
+    pub metadata: MetadataMap,
     /// Endpoints served, `Handler.Method` names with request/response shapes.
     pub endpoints: Vec<Endpoint>,
     /// The nodes (processes) serving this version.
@@ -61,7 +61,7 @@ pub struct Node {
     pub address: String,
     /// Node metadata: go-micro servers set `transport`, `broker`, `server`,
     /// `registry` and `protocol` (`mucp`).
-    pub metadata: Metadata,
+    pub metadata: MetadataMap,
 }
 
 /// An endpoint a service serves, with the shapes of its request and response.
@@ -74,7 +74,7 @@ pub struct Endpoint {
     /// Shape of the response, if known (subscribers have none).
     pub response: Option<Value>,
     /// Endpoint metadata (`stream`, `subscriber`, `topic`, ...).
-    pub metadata: Metadata,
+    pub metadata: MetadataMap,
 }
 
 /// The shape of a request or response type: a name, a type name and the fields.
@@ -89,11 +89,11 @@ pub struct Value {
     pub values: Vec<Value>,
 }
 
-impl Service {
+impl ServiceRecord {
     /// A copy of this service with no nodes: what a single-node record shares with
     /// its siblings.
-    pub fn without_nodes(&self) -> Service {
-        Service {
+    pub fn without_nodes(&self) -> ServiceRecord {
+        ServiceRecord {
             name: self.name.clone(),
             version: self.version.clone(),
             metadata: self.metadata.clone(),
@@ -103,7 +103,7 @@ impl Service {
     }
 
     /// A copy of this service holding only `node`.
-    pub fn with_node(&self, node: Node) -> Service {
+    pub fn with_node(&self, node: Node) -> ServiceRecord {
         let mut s = self.without_nodes();
         s.nodes.push(node);
         s
@@ -116,7 +116,7 @@ impl Node {
         Node {
             id: id.into(),
             address: address.into(),
-            metadata: Metadata::new(),
+            metadata: MetadataMap::new(),
         }
     }
 }
@@ -138,7 +138,7 @@ impl<T: Serialize> Serialize for NilIfEmpty<'_, T> {
 }
 
 /// A map written as Go writes a map that may be nil: `null` when empty.
-struct NilMapIfEmpty<'a>(&'a Metadata);
+struct NilMapIfEmpty<'a>(&'a MetadataMap);
 
 impl Serialize for NilMapIfEmpty<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -150,7 +150,7 @@ impl Serialize for NilMapIfEmpty<'_> {
     }
 }
 
-impl Serialize for Service {
+impl Serialize for ServiceRecord {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("Service", 5)?;
         st.serialize_field("name", &self.name)?;
@@ -208,7 +208,7 @@ impl<'de> Deserialize<'de> for NullableString {
 }
 
 /// A map that may be `null`, with values that may be `null`.
-struct NullableMap(Metadata);
+struct NullableMap(MetadataMap);
 
 impl<'de> Deserialize<'de> for NullableMap {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -322,8 +322,8 @@ impl IntoInner for NullableString {
 }
 
 impl IntoInner for NullableMap {
-    type Inner = Metadata;
-    fn into_inner(self) -> Metadata {
+    type Inner = MetadataMap;
+    fn into_inner(self) -> MetadataMap {
         self.0
     }
 }
@@ -342,7 +342,7 @@ impl<T> IntoInner for Option<T> {
     }
 }
 
-deserialize_model!(Service, "a registry service object", {
+deserialize_model!(ServiceRecord, "a registry service object", {
     "name" => name: NullableString,
     "version" => version: NullableString,
     "metadata" => metadata: NullableMap,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Result, Service};
+use crate::{Result, ServiceRecord};
 
 /// Options for [`Registry::register`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -43,7 +43,7 @@ impl WatchOptions {
     }
 }
 
-/// What happened to the nodes carried by an [`Event`].
+/// What happened to the nodes carried by an [`WatchEvent`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
     /// The nodes appeared.
@@ -75,11 +75,11 @@ impl fmt::Display for Action {
 /// nodes the action applies to. Registries report one event per changed node, as
 /// go-micro's etcd registry does.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Event {
+pub struct WatchEvent {
     /// What happened.
     pub action: Action,
     /// The service, holding the nodes concerned.
-    pub service: Service,
+    pub service: ServiceRecord,
 }
 
 /// A service registry: where servers register and clients discover them.
@@ -91,19 +91,19 @@ pub struct Event {
 pub trait Registry: Send + Sync + 'static {
     /// Registers (or renews) every node of `service`. The service must have at
     /// least one node.
-    async fn register(&self, service: &Service, opts: &RegisterOptions) -> Result<()>;
+    async fn register(&self, service: &ServiceRecord, opts: &RegisterOptions) -> Result<()>;
 
     /// Removes the nodes of `service` (matched by id within its version). Removing
     /// nodes that are not registered is not an error.
-    async fn deregister(&self, service: &Service) -> Result<()>;
+    async fn deregister(&self, service: &ServiceRecord) -> Result<()>;
 
-    /// Every version of `name` with its nodes, one [`Service`] per version.
+    /// Every version of `name` with its nodes, one [`ServiceRecord`] per version.
     /// Fails with [`Error::NotFound`](crate::Error::NotFound) when the name has no
     /// nodes.
-    async fn get_service(&self, name: &str) -> Result<Vec<Service>>;
+    async fn get_service(&self, name: &str) -> Result<Vec<ServiceRecord>>;
 
     /// Every registered service, one entry per name and version.
-    async fn list_services(&self) -> Result<Vec<Service>>;
+    async fn list_services(&self) -> Result<Vec<ServiceRecord>>;
 
     /// Starts watching for changes.
     async fn watch(&self, opts: &WatchOptions) -> Result<Box<dyn Watcher>>;
@@ -113,14 +113,14 @@ pub trait Registry: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 }
 
-/// A stream of registry [`Event`]s. Dropping a watcher stops it.
+/// A stream of registry [`WatchEvent`]s. Dropping a watcher stops it.
 #[async_trait]
 pub trait Watcher: Send {
     /// The next event. Fails with [`Error::WatcherStopped`](crate::Error::WatcherStopped)
     /// once stopped, and with [`Error::Lagged`](crate::Error::Lagged) when events
     /// were lost (the watcher keeps working; re-read what you track). Cancelling
     /// the call loses no event.
-    async fn next(&mut self) -> Result<Event>;
+    async fn next(&mut self) -> Result<WatchEvent>;
 
     /// Stops the watcher; pending and later calls to `next` fail with
     /// `WatcherStopped`.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use crate::{Error, RegisterOptions, Registry, Result, Service, WatchOptions, Watcher};
+use crate::{Error, RegisterOptions, Registry, Result, ServiceRecord, WatchOptions, Watcher};
 
 /// What [`Faulty::get_service`](Registry::get_service) does instead of answering.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -140,7 +140,7 @@ impl Drop for Counted {
 
 #[async_trait]
 impl Watcher for Counted {
-    async fn next(&mut self) -> Result<crate::Event> {
+    async fn next(&mut self) -> Result<crate::WatchEvent> {
         self.inner.next().await
     }
 
@@ -151,7 +151,7 @@ impl Watcher for Counted {
 
 #[async_trait]
 impl Registry for Faulty {
-    async fn register(&self, service: &Service, opts: &RegisterOptions) -> Result<()> {
+    async fn register(&self, service: &ServiceRecord, opts: &RegisterOptions) -> Result<()> {
         self.registers.fetch_add(1, Ordering::SeqCst);
         let delay = *self.write_delay.lock();
         if !delay.is_zero() {
@@ -169,7 +169,7 @@ impl Registry for Faulty {
         Ok(())
     }
 
-    async fn deregister(&self, service: &Service) -> Result<()> {
+    async fn deregister(&self, service: &ServiceRecord) -> Result<()> {
         let delay = *self.write_delay.lock();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -181,7 +181,7 @@ impl Registry for Faulty {
         self.inner.deregister(service).await
     }
 
-    async fn get_service(&self, name: &str) -> Result<Vec<Service>> {
+    async fn get_service(&self, name: &str) -> Result<Vec<ServiceRecord>> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         let delay = *self.delay.lock();
         if !delay.is_zero() {
@@ -196,7 +196,7 @@ impl Registry for Faulty {
         }
     }
 
-    async fn list_services(&self) -> Result<Vec<Service>> {
+    async fn list_services(&self) -> Result<Vec<ServiceRecord>> {
         self.inner.list_services().await
     }
 

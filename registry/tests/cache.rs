@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use micro_registry::testing::{Fault, Faulty};
 use micro_registry::{
-    Cache, CacheOptions, Error, MemoryRegistry, Node, RegisterOptions, Registry, Service,
+    Cache, CacheOptions, Error, MemoryRegistry, Node, RegisterOptions, Registry, ServiceRecord,
 };
 
-fn svc(name: &str, nodes: &[&str]) -> Service {
-    Service {
+fn svc(name: &str, nodes: &[&str]) -> ServiceRecord {
+    ServiceRecord {
         name: name.into(),
         version: "latest".into(),
         nodes: nodes

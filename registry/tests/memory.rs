@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use micro_registry::{
-    Action, Endpoint, Error, MemoryRegistry, Node, RegisterOptions, Registry, Service, WatchOptions,
+    Action, Endpoint, Error, MemoryRegistry, Node, RegisterOptions, Registry, ServiceRecord,
+    WatchOptions,
 };
 use tokio::time::timeout;
 
-fn svc(name: &str, version: &str, nodes: &[&str]) -> Service {
-    Service {
+fn svc(name: &str, version: &str, nodes: &[&str]) -> ServiceRecord {
+    ServiceRecord {
         name: name.into(),
         version: version.into(),
         nodes: nodes

@@ -4,7 +4,7 @@
 //! programs (a server with the template endpoints and a subscriber, and HTTP broker
 //! subscriptions, broadcast and queue), captured verbatim.
 
-use micro_registry::{Endpoint, Node, Service, Value};
+use micro_registry::{Endpoint, Node, ServiceRecord, Value};
 use serde_json::json;
 
 /// The server record of the reference (§1.6), in v4.11/v5 field order.
@@ -44,7 +44,7 @@ const NESTED_RECORD: &str = concat!(
 #[test]
 fn server_broker_and_nested_records_round_trip_byte_for_byte() {
     for record in [SERVER_RECORD, BROKER_RECORD, NESTED_RECORD] {
-        let svc: Service = serde_json::from_str(record).expect("decode");
+        let svc: ServiceRecord = serde_json::from_str(record).expect("decode");
         let written = serde_json::to_string(&svc).expect("encode");
         assert_eq!(written, record);
     }
@@ -82,14 +82,14 @@ const CAPTURED: &[(&str, &str)] = &[
 #[test]
 fn records_written_by_go_micro_round_trip_byte_for_byte() {
     for (name, record) in CAPTURED {
-        let svc: Service = serde_json::from_str(record).expect(name);
+        let svc: ServiceRecord = serde_json::from_str(record).expect(name);
         assert_eq!(serde_json::to_string(&svc).unwrap(), *record, "{name}");
     }
 }
 
 #[test]
 fn captured_records_read_as_go_micro_meant_them() {
-    let server: Service = serde_json::from_str(CAPTURED[0].1).unwrap();
+    let server: ServiceRecord = serde_json::from_str(CAPTURED[0].1).unwrap();
     let names: Vec<&str> = server.endpoints.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(
         names,
@@ -110,7 +110,7 @@ fn captured_records_read_as_go_micro_meant_them() {
     assert_eq!(server.endpoints[0].metadata["stream"], "true");
     assert_eq!(server.nodes[0].metadata["protocol"], "mucp");
 
-    let queued: Service = serde_json::from_str(CAPTURED[4].1).unwrap();
+    let queued: ServiceRecord = serde_json::from_str(CAPTURED[4].1).unwrap();
     assert_eq!(
         (queued.name.as_str(), queued.version.as_str()),
         ("micro.http.broker", "workers")
@@ -118,13 +118,13 @@ fn captured_records_read_as_go_micro_meant_them() {
     assert!(queued.endpoints.is_empty() && queued.metadata.is_empty());
     assert_eq!(queued.nodes[0].metadata["topic"], "example.queued");
     assert!(queued.nodes[0].id.starts_with("example.queued-"));
-    let broadcast: Service = serde_json::from_str(CAPTURED[2].1).unwrap();
+    let broadcast: ServiceRecord = serde_json::from_str(CAPTURED[2].1).unwrap();
     assert_eq!(broadcast.version, "ff.http.broadcast");
 }
 
 #[test]
 fn server_record_fields_are_read() {
-    let svc: Service = serde_json::from_str(SERVER_RECORD).unwrap();
+    let svc: ServiceRecord = serde_json::from_str(SERVER_RECORD).unwrap();
     assert_eq!(svc.name, "helloworld");
     assert_eq!(svc.version, "latest");
     assert!(svc.metadata.is_empty());
@@ -154,7 +154,7 @@ fn server_record_fields_are_read() {
 
 #[test]
 fn nested_values_and_subscriber_endpoint_are_read() {
-    let svc: Service = serde_json::from_str(NESTED_RECORD).unwrap();
+    let svc: ServiceRecord = serde_json::from_str(NESTED_RECORD).unwrap();
     let req = svc.endpoints[0].request.as_ref().unwrap();
     assert_eq!(req.values[0].values[1].type_name, "[]Item");
     let sub = &svc.endpoints[1];
@@ -170,7 +170,7 @@ fn v4_9_field_order_is_read() {
     let old = r#"{"name":"helloworld","version":"latest","metadata":null,
         "endpoints":[{"name":"Helloworld.Call","request":null,"response":null,"metadata":{}}],
         "nodes":[{"id":"helloworld-1","address":"127.0.0.1:1","metadata":{"protocol":"mucp"}}]}"#;
-    let svc: Service = serde_json::from_str(old).unwrap();
+    let svc: ServiceRecord = serde_json::from_str(old).unwrap();
     assert_eq!(svc.endpoints[0].name, "Helloworld.Call");
     assert_eq!(svc.nodes[0].id, "helloworld-1");
     assert_eq!(svc.nodes[0].metadata["protocol"], "mucp");
@@ -178,7 +178,7 @@ fn v4_9_field_order_is_read() {
 
 #[test]
 fn field_names_match_case_insensitively() {
-    let svc: Service = serde_json::from_str(
+    let svc: ServiceRecord = serde_json::from_str(
         r#"{"NAME":"a","Version":"v","METADATA":{"K":"V"},
             "Nodes":[{"ID":"n","ADDRESS":"h:1","Metadata":{"x":"y"}}],
             "endPoints":[{"NAME":"E.M","Request":{"NAME":"R","TYPE":"R","VALUES":[]}}]}"#,
@@ -195,7 +195,7 @@ fn field_names_match_case_insensitively() {
 
 #[test]
 fn nulls_are_accepted_everywhere() {
-    let svc: Service = serde_json::from_str(
+    let svc: ServiceRecord = serde_json::from_str(
         r#"{"name":null,"version":null,"metadata":null,"endpoints":null,
             "nodes":[null,{"id":null,"address":"h:1","metadata":{"k":null}}]}"#,
     )
@@ -204,15 +204,15 @@ fn nulls_are_accepted_everywhere() {
     assert_eq!(svc.nodes.len(), 1, "a null list element is skipped");
     assert_eq!(svc.nodes[0].id, "");
     assert_eq!(svc.nodes[0].metadata["k"], "");
-    let empty: Service = serde_json::from_str("null").unwrap();
-    assert_eq!(empty, Service::default());
+    let empty: ServiceRecord = serde_json::from_str("null").unwrap();
+    assert_eq!(empty, ServiceRecord::default());
     let ep: Endpoint = serde_json::from_str(r#"{"name":"A.B","metadata":null}"#).unwrap();
     assert!(ep.metadata.is_empty() && ep.request.is_none());
 }
 
 #[test]
 fn unknown_fields_are_ignored_and_missing_fields_default() {
-    let svc: Service = serde_json::from_str(
+    let svc: ServiceRecord = serde_json::from_str(
         r#"{"name":"a","extra":{"deep":[1,2,{"x":null}]},"nodes":[{"id":"n","weight":3}]}"#,
     )
     .unwrap();
@@ -223,7 +223,7 @@ fn unknown_fields_are_ignored_and_missing_fields_default() {
 
 #[test]
 fn every_field_is_written_even_when_empty() {
-    let written = serde_json::to_value(Service {
+    let written = serde_json::to_value(ServiceRecord {
         name: "s".into(),
         nodes: vec![Node::new("n", "h:1")],
         endpoints: vec![Endpoint {
@@ -263,7 +263,7 @@ fn garbage_is_an_error_not_a_panic() {
         "{\"name\": \"unterminated",
     ] {
         assert!(
-            serde_json::from_str::<Service>(bad).is_err(),
+            serde_json::from_str::<ServiceRecord>(bad).is_err(),
             "{bad:?} must be rejected"
         );
     }
@@ -274,11 +274,11 @@ fn garbage_is_an_error_not_a_panic() {
         r#"{"values":["#.repeat(3),
         "]}".repeat(3)
     );
-    assert!(serde_json::from_str::<Service>(&shallow).is_ok());
+    assert!(serde_json::from_str::<ServiceRecord>(&shallow).is_ok());
     let deep = format!(
         "{{\"endpoints\":[{{\"request\":{}{{}}{}}}]}}",
         r#"{"values":["#.repeat(200),
         "]}".repeat(200)
     );
-    assert!(serde_json::from_str::<Service>(&deep).is_err());
+    assert!(serde_json::from_str::<ServiceRecord>(&deep).is_err());
 }

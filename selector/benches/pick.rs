@@ -8,13 +8,13 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use micro_registry::{Cache, MemoryRegistry, Node, RegisterOptions, Registry, Service};
+use micro_registry::{Cache, MemoryRegistry, Node, RegisterOptions, Registry, ServiceRecord};
 use micro_selector::{RegistrySelector, RoundRobin, SelectOptions, Selector, filter};
 
 const ITERS: u32 = 1_000_000;
 
-fn service(nodes: usize) -> Service {
-    Service {
+fn service(nodes: usize) -> ServiceRecord {
+    ServiceRecord {
         name: "bench".into(),
         version: "latest".into(),
         nodes: (0..nodes)

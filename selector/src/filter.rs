@@ -15,22 +15,22 @@
 
 use std::sync::Arc;
 
-use micro_registry::{Node, Service};
+use micro_registry::{Node, ServiceRecord};
 
 /// A node predicate; see the [module docs](self). Cheap to clone.
 #[derive(Clone)]
 pub struct Filter(Arc<FilterFn>);
 
-type FilterFn = dyn Fn(&Service, &Node) -> bool + Send + Sync;
+type FilterFn = dyn Fn(&ServiceRecord, &Node) -> bool + Send + Sync;
 
 impl Filter {
     /// A filter keeping the nodes for which `f` returns true.
-    pub fn new(f: impl Fn(&Service, &Node) -> bool + Send + Sync + 'static) -> Self {
+    pub fn new(f: impl Fn(&ServiceRecord, &Node) -> bool + Send + Sync + 'static) -> Self {
         Filter(Arc::new(f))
     }
 
     /// Whether `node` of `service` passes.
-    pub fn matches(&self, service: &Service, node: &Node) -> bool {
+    pub fn matches(&self, service: &ServiceRecord, node: &Node) -> bool {
         (self.0)(service, node)
     }
 }

@@ -20,11 +20,11 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use micro_registry::{MemoryRegistry, Node, RegisterOptions, Registry, Service};
+//! use micro_registry::{MemoryRegistry, Node, RegisterOptions, Registry, ServiceRecord};
 //! use micro_selector::{RegistrySelector, SelectOptions, Selector};
 //!
 //! let registry = Arc::new(MemoryRegistry::new());
-//! let svc = Service {
+//! let svc = ServiceRecord {
 //!     name: "greeter".into(),
 //!     version: "latest".into(),
 //!     nodes: vec![Node::new("greeter-1", "127.0.0.1:9000")],

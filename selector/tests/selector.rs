@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use micro_registry::testing::Faulty;
-use micro_registry::{Endpoint, MemoryRegistry, Node, RegisterOptions, Registry, Service};
+use micro_registry::{Endpoint, MemoryRegistry, Node, RegisterOptions, Registry, ServiceRecord};
 use micro_selector::{
     Error, Filter, Outcome, Penalty, RegistrySelector, RoundRobin, SelectOptions, Selector, filter,
 };
@@ -27,7 +27,7 @@ fn node(id: &str, labels: &[(&str, &str)]) -> Node {
 /// 2.0 with nodes c,d (c in us, d in eu) and endpoint Foo.Baz.
 async fn two_versions() -> Arc<MemoryRegistry> {
     let r = Arc::new(MemoryRegistry::new());
-    let v1 = Service {
+    let v1 = ServiceRecord {
         name: "foo".into(),
         version: "1.0".into(),
         endpoints: vec![Endpoint {
@@ -40,7 +40,7 @@ async fn two_versions() -> Arc<MemoryRegistry> {
         ],
         ..Default::default()
     };
-    let v2 = Service {
+    let v2 = ServiceRecord {
         name: "foo".into(),
         version: "2.0".into(),
         endpoints: vec![Endpoint {

@@ -14,14 +14,14 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use micro_registry::{Action, Cache, CacheOptions, Node, RegisterOptions, Registry, Service};
+use micro_registry::{Action, Cache, CacheOptions, Node, RegisterOptions, Registry, ServiceRecord};
 use micro_tests::harness::consul::ConsulAgent;
 use tokio::sync::mpsc;
 
 const SERVICE: &str = "bench-greeter";
 
-fn service(id: &str, port: u16) -> Service {
-    Service {
+fn service(id: &str, port: u16) -> ServiceRecord {
+    ServiceRecord {
         name: SERVICE.into(),
         version: "latest".into(),
         nodes: vec![Node::new(id, format!("127.0.0.1:{port}"))],

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use micro_consul::ConsulOptions;
-use micro_registry::{Error, Node, RegisterOptions, Registry, Service, WatchOptions};
+use micro_registry::{Error, Node, RegisterOptions, Registry, ServiceRecord, WatchOptions};
 use micro_tests::harness::consul::{AgentOptions, ConsulAgent};
 
 const TOKEN: &str = "9a1b0c7e-5d8f-4e2a-b3c1-0f6e7d8c9b0a";
 
-fn svc() -> Service {
-    Service {
+fn svc() -> ServiceRecord {
+    ServiceRecord {
         name: "secured".into(),
         version: "1".into(),
         nodes: vec![Node::new("secured-1", "127.0.0.1:7000")],

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use micro_consul::ConsulOptions;
-use micro_registry::{Error, Node, RegisterOptions, Registry, Service};
+use micro_registry::{Error, Node, RegisterOptions, Registry, ServiceRecord};
 use micro_tests::harness::consul::ConsulAgent;
 use micro_tests::harness::free_port;
 
@@ -16,8 +16,8 @@ fn node(id: &str, addr: &str) -> Node {
     n
 }
 
-fn greeter(version: &str, nodes: Vec<Node>) -> Service {
-    Service {
+fn greeter(version: &str, nodes: Vec<Node>) -> ServiceRecord {
+    ServiceRecord {
         name: "greeter".into(),
         version: version.into(),
         nodes,

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use micro_registry::{Error, Node, RegisterOptions, Registry, Service};
+use micro_registry::{Error, Node, RegisterOptions, Registry, ServiceRecord};
 use micro_tests::harness::consul::ConsulAgent;
 
-fn svc(ids: &[&str]) -> Service {
-    Service {
+fn svc(ids: &[&str]) -> ServiceRecord {
+    ServiceRecord {
         name: "health".into(),
         version: "1".into(),
         nodes: ids

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use micro_registry::{Endpoint, Error, Node, RegisterOptions, Registry, Service, Value};
+use micro_registry::{Endpoint, Error, Node, RegisterOptions, Registry, ServiceRecord, Value};
 use micro_tests::harness::consul::ConsulAgent;
 use serde_json::Value as Json;
 
@@ -14,8 +14,8 @@ fn node(id: &str, addr: &str) -> Node {
     n
 }
 
-fn greeter(version: &str, nodes: Vec<Node>) -> Service {
-    Service {
+fn greeter(version: &str, nodes: Vec<Node>) -> ServiceRecord {
+    ServiceRecord {
         name: "greeter".into(),
         version: version.into(),
         endpoints: vec![Endpoint {
@@ -146,7 +146,7 @@ async fn unknown_service_is_not_found_and_bad_input_is_invalid() {
         reg.get_service("nobody").await,
         Err(Error::NotFound)
     ));
-    let empty = Service {
+    let empty = ServiceRecord {
         name: "x".into(),
         ..Default::default()
     };
@@ -156,7 +156,7 @@ async fn unknown_service_is_not_found_and_bad_input_is_invalid() {
         Err(Error::Invalid(_))
     ));
     let nameless = greeter("1", vec![node("n", "127.0.0.1:1")]);
-    let nameless = Service {
+    let nameless = ServiceRecord {
         name: String::new(),
         ..nameless
     };

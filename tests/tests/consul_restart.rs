@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use micro_registry::{Action, Node, RegisterOptions, Registry, Service, WatchOptions};
+use micro_registry::{Action, Node, RegisterOptions, Registry, ServiceRecord, WatchOptions};
 use micro_tests::harness::consul::{ConsulAgent, Registrant};
 use micro_tests::harness::wait_until;
 
@@ -57,7 +57,7 @@ async fn registrants_come_back_after_an_agent_restart() {
     assert!(took <= INTERVAL + Duration::from_secs(3), "took {took:?}");
 
     // The watch survived the restart: it still reports changes.
-    let extra = Service {
+    let extra = ServiceRecord {
         name: "phoenix".into(),
         version: "1".into(),
         nodes: vec![Node::new("phoenix-extra", "127.0.0.1:7700")],

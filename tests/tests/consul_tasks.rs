@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use micro_registry::{Node, RegisterOptions, Registry, Service, WatchOptions};
+use micro_registry::{Node, RegisterOptions, Registry, ServiceRecord, WatchOptions};
 use micro_tests::harness::consul::{ConsulAgent, CountingProxy};
 use micro_tests::harness::wait_until;
 
-fn svc(id: &str) -> Service {
-    Service {
+fn svc(id: &str) -> ServiceRecord {
+    ServiceRecord {
         name: "tasks".into(),
         version: "1".into(),
         nodes: vec![Node::new(id, "127.0.0.1:7600")],

@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use micro_consul::ConsulOptions;
-use micro_registry::{Error, Node, RegisterOptions, Registry, Service};
+use micro_registry::{Error, Node, RegisterOptions, Registry, ServiceRecord};
 use micro_tests::harness::consul::{AgentOptions, ConsulAgent};
 
-fn svc(id: &str) -> Service {
-    Service {
+fn svc(id: &str) -> ServiceRecord {
+    ServiceRecord {
         name: "tls".into(),
         version: "1".into(),
         nodes: vec![Node::new(id, "127.0.0.1:7800")],

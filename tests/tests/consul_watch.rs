@@ -5,16 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use micro_registry::{
-    Action, Cache, CacheOptions, Error, Event, Node, RegisterOptions, Registry, Service,
+    Action, Cache, CacheOptions, Error, Node, RegisterOptions, Registry, ServiceRecord, WatchEvent,
     WatchOptions, Watcher,
 };
 use micro_tests::harness::consul::ConsulAgent;
 use micro_tests::harness::wait_until;
 
-fn svc(name: &str, version: &str, id: &str, port: u16) -> Service {
+fn svc(name: &str, version: &str, id: &str, port: u16) -> ServiceRecord {
     let mut node = Node::new(id, format!("127.0.0.1:{port}"));
     node.metadata.insert("protocol".into(), "mucp".into());
-    Service {
+    ServiceRecord {
         name: name.into(),
         version: version.into(),
         nodes: vec![node],
@@ -24,7 +24,7 @@ fn svc(name: &str, version: &str, id: &str, port: u16) -> Service {
 
 /// The next event, skipping those of the agent's own `consul` service (a dev
 /// agent registers it while it starts).
-async fn next(w: &mut Box<dyn Watcher>) -> Event {
+async fn next(w: &mut Box<dyn Watcher>) -> WatchEvent {
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(20), w.next())
             .await
@@ -37,7 +37,7 @@ async fn next(w: &mut Box<dyn Watcher>) -> Event {
 }
 
 /// The next event, which must be `action` on node `id`.
-async fn expect(w: &mut Box<dyn Watcher>, action: Action, id: &str) -> Event {
+async fn expect(w: &mut Box<dyn Watcher>, action: Action, id: &str) -> WatchEvent {
     let ev = next(w).await;
     assert_eq!(
         (

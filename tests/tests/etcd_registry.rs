@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use etcd_client::{PutOptions, Txn, TxnOp};
 use micro_etcd::EtcdRegistry;
-use micro_registry::{Action, Error, RegisterOptions, Registry, Service, WatchOptions};
+use micro_registry::{Action, Error, RegisterOptions, Registry, ServiceRecord, WatchOptions};
 use micro_tests::harness::etcd::{Etcd, NodeSet, init_tracing, node_service, watch_until};
 use micro_tests::harness::wait_until;
 
@@ -36,7 +36,7 @@ async fn layout_and_values_are_go_micros() {
     let key = "/micro/registry/go.micro-srv.greeter/greeter-1";
     let resp = c.get(key, None).await.expect("get");
     let kv = resp.kvs().first().expect("the node's key exists");
-    let stored: Service = serde_json::from_slice(kv.value()).expect("value is a service");
+    let stored: ServiceRecord = serde_json::from_slice(kv.value()).expect("value is a service");
     assert_eq!(stored, svc, "value is the service with its one node");
     let raw: serde_json::Value = serde_json::from_slice(kv.value()).expect("json");
     assert_eq!(
@@ -142,7 +142,7 @@ async fn register_get_list_deregister() {
     // Deregistering what is not registered is fine.
     reg.deregister(&a).await.expect("deregister twice");
     // A service without nodes is refused.
-    let empty = Service {
+    let empty = ServiceRecord {
         name: "empty".into(),
         ..Default::default()
     };

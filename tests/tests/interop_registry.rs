@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use micro::registry::{Registry, Service};
+use micro::registry::{Registry, ServiceRecord};
 use micro_tests::harness::etcd::init_tracing;
 use micro_tests::harness::gomicro::{
     Combo, GoProc, InteropHelloworld, Recorder, Registries, RegistryKind, for_each_combo,
@@ -141,7 +141,7 @@ async fn scenario(registries: Arc<Registries>, combo: Combo) {
 }
 
 /// The one record of `name`, once the registry has it.
-async fn get_one(registry: &dyn Registry, name: &str) -> Service {
+async fn get_one(registry: &dyn Registry, name: &str) -> ServiceRecord {
     let found = poll(LIMIT, || async {
         registry
             .get_service(name)
@@ -185,7 +185,7 @@ fn node_metadata(kind: RegistryKind, user: &[(&str, &str)]) -> BTreeMap<String, 
 
 /// Checks every endpoint of `svc` against `shapes` (name -> JSON of the
 /// endpoint), in any order.
-fn check_endpoints(svc: &Service, topic: &str, shapes: &BTreeMap<&str, Value>) {
+fn check_endpoints(svc: &ServiceRecord, topic: &str, shapes: &BTreeMap<&str, Value>) {
     let got: BTreeMap<&str, Value> = svc
         .endpoints
         .iter()

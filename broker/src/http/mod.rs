@@ -15,7 +15,7 @@ mod wire;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use micro_registry::{Cache, Node, RegisterOptions, Service};
+use micro_registry::{Cache, Node, RegisterOptions, ServiceRecord};
 use parking_lot::RwLock;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -326,7 +326,7 @@ impl Core {
         }
     }
 
-    async fn register(&self, svc: &Service) -> Result<()> {
+    async fn register(&self, svc: &ServiceRecord) -> Result<()> {
         let opts = if self.opts.register_ttl.is_zero() {
             RegisterOptions::default()
         } else {

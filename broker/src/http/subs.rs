@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use micro_registry::{Metadata, Node, Service};
+use micro_registry::{MetadataMap, Node, ServiceRecord};
 
 use crate::EventHandler;
 
@@ -20,7 +20,7 @@ pub(crate) struct NodeEntry {
     pub(crate) topic: String,
     pub(crate) queue: Option<String>,
     /// The record registered (one node).
-    pub(crate) service: Service,
+    pub(crate) service: ServiceRecord,
     subs: Vec<(u64, Arc<dyn EventHandler>)>,
     next: AtomicUsize,
 }
@@ -41,7 +41,7 @@ pub(crate) enum Removed {
     /// Other subscriptions still use the node.
     Kept,
     /// The node has no subscription left; deregister this record.
-    Last(Service),
+    Last(ServiceRecord),
 }
 
 impl Table {
@@ -57,7 +57,7 @@ impl Table {
         queue: Option<&str>,
         sub_id: u64,
         handler: Arc<dyn EventHandler>,
-    ) -> (String, Service) {
+    ) -> (String, ServiceRecord) {
         let key = (topic.to_owned(), queue.map(str::to_owned));
         let node_id = self
             .by_key
@@ -123,12 +123,12 @@ impl Table {
     }
 
     /// The records of every node.
-    pub(crate) fn services(&self) -> Vec<Service> {
+    pub(crate) fn services(&self) -> Vec<ServiceRecord> {
         self.nodes.values().map(|e| e.service.clone()).collect()
     }
 
     /// Removes everything and returns the records to deregister.
-    pub(crate) fn clear(&mut self) -> Vec<Service> {
+    pub(crate) fn clear(&mut self) -> Vec<ServiceRecord> {
         self.by_key.clear();
         self.nodes.drain().map(|(_, e)| e.service).collect()
     }
@@ -141,15 +141,15 @@ pub(crate) fn record(
     topic: &str,
     queue: Option<&str>,
     secure: bool,
-) -> Service {
-    let mut metadata = Metadata::new();
+) -> ServiceRecord {
+    let mut metadata = MetadataMap::new();
     metadata.insert("secure".into(), secure.to_string());
     metadata.insert("broker".into(), "http".into());
     metadata.insert("topic".into(), topic.into());
-    Service {
+    ServiceRecord {
         name: SERVICE_NAME.into(),
         version: queue.unwrap_or(BROADCAST_VERSION).into(),
-        metadata: Metadata::new(),
+        metadata: MetadataMap::new(),
         endpoints: Vec::new(),
         nodes: vec![Node {
             id: node_id.into(),

@@ -202,7 +202,7 @@ impl Recording {
 impl micro_registry::Registry for Recording {
     async fn register(
         &self,
-        service: &micro_registry::Service,
+        service: &micro_registry::ServiceRecord,
         opts: &micro_registry::RegisterOptions,
     ) -> micro_registry::Result<()> {
         self.calls.lock().push(Call {
@@ -213,7 +213,10 @@ impl micro_registry::Registry for Recording {
         self.inner.register(service, opts).await
     }
 
-    async fn deregister(&self, service: &micro_registry::Service) -> micro_registry::Result<()> {
+    async fn deregister(
+        &self,
+        service: &micro_registry::ServiceRecord,
+    ) -> micro_registry::Result<()> {
         self.calls.lock().push(Call {
             op: "deregister",
             json: serde_json::to_string(service).expect("service json"),
@@ -225,11 +228,11 @@ impl micro_registry::Registry for Recording {
     async fn get_service(
         &self,
         name: &str,
-    ) -> micro_registry::Result<Vec<micro_registry::Service>> {
+    ) -> micro_registry::Result<Vec<micro_registry::ServiceRecord>> {
         self.inner.get_service(name).await
     }
 
-    async fn list_services(&self) -> micro_registry::Result<Vec<micro_registry::Service>> {
+    async fn list_services(&self) -> micro_registry::Result<Vec<micro_registry::ServiceRecord>> {
         self.inner.list_services().await
     }
 
@@ -250,12 +253,12 @@ impl micro_registry::Registry for Recording {
 /// seen at the cache TTL): registers probe nodes until one shows up without a
 /// lookup, then removes them.
 pub async fn watch_ready(publisher: &HttpBroker, registry: &MemoryRegistry) {
-    use micro_registry::{Metadata, Node, RegisterOptions, Registry, Service};
+    use micro_registry::{MetadataMap, Node, RegisterOptions, Registry, ServiceRecord};
     let probe = |n: usize| {
-        let mut md = Metadata::new();
+        let mut md = MetadataMap::new();
         md.insert("broker".into(), "http".into());
         md.insert("topic".into(), "__probe".into());
-        Service {
+        ServiceRecord {
             name: "micro.http.broker".into(),
             version: "ff.http.broadcast".into(),
             nodes: vec![Node {

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use micro_registry::{Endpoint, Metadata as RegistryMetadata};
+use micro_registry::{Endpoint, MetadataMap as RegistryMetadata};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use micro_broker::Broker;
-use micro_registry::{MemoryRegistry, Metadata as RegistryMetadata, Registry};
+use micro_registry::{MemoryRegistry, MetadataMap as RegistryMetadata, Registry};
 use micro_transport::{HttpTransport, Transport};
 use tower::{BoxError, Layer, Service};
 

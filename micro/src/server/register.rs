@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::FutureExt;
 use std::time::Duration;
 
-use micro_registry::{Endpoint, Node, RegisterOptions, Registry, Service};
+use micro_registry::{Endpoint, Node, RegisterOptions, Registry, ServiceRecord};
 use tokio_util::sync::CancellationToken;
 
 use super::handler::BoxFuture;
@@ -24,7 +24,7 @@ const ATTEMPTS: u32 = 3;
 
 pub(crate) struct Registration {
     pub(crate) registry: Arc<dyn Registry>,
-    pub(crate) service: Service,
+    pub(crate) service: ServiceRecord,
     pub(crate) ttl: Duration,
     pub(crate) interval: Duration,
     pub(crate) check: Option<RegisterCheck>,
@@ -34,7 +34,7 @@ pub(crate) struct Registration {
 impl Registration {
     pub(crate) fn new(
         registry: Arc<dyn Registry>,
-        service: Service,
+        service: ServiceRecord,
         ttl: Duration,
         interval: Duration,
         check: Option<RegisterCheck>,
@@ -162,8 +162,8 @@ pub(crate) fn service_record(
     version: &str,
     node: Node,
     endpoints: Vec<Endpoint>,
-) -> Service {
-    Service {
+) -> ServiceRecord {
+    ServiceRecord {
         name: name.to_owned(),
         version: version.to_owned(),
         metadata: Default::default(),

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use micro_registry::{Endpoint, Metadata as RegistryMetadata};
+use micro_registry::{Endpoint, MetadataMap as RegistryMetadata};
 use micro_transport::{Header, Message as TransportMessage};
 
 use super::conn::EventSink;

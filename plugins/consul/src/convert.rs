@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use micro_registry::{Node, Service};
+use micro_registry::{Node, ServiceRecord};
 
 use crate::api::{Check, Registration};
 use crate::{HttpCheck, tags};
@@ -54,7 +54,7 @@ pub(crate) fn deregister_after(period: Duration) -> Duration {
 }
 
 /// The agent registration of `node` of `service` (go-micro's mapping).
-pub(crate) fn registration(service: &Service, node: &Node, plan: &CheckPlan) -> Registration {
+pub(crate) fn registration(service: &ServiceRecord, node: &Node, plan: &CheckPlan) -> Registration {
     let (host, port) = split_host_port(&node.address);
     let check = match plan {
         CheckPlan::None => None,
@@ -105,7 +105,7 @@ pub(crate) fn registration(service: &Service, node: &Node, plan: &CheckPlan) -> 
 /// from `[A-Za-z0-9_-]` not starting with `consul-`, values of at most 512 bytes, at
 /// most 64 pairs. Other pairs are left out of `Meta` (they still travel in the `t-`
 /// tags, which is where readers take metadata from).
-fn consul_meta(id: &str, md: &micro_registry::Metadata) -> BTreeMap<String, String> {
+fn consul_meta(id: &str, md: &micro_registry::MetadataMap) -> BTreeMap<String, String> {
     let mut meta = BTreeMap::new();
     for (k, v) in md {
         let key_ok = !k.is_empty()
@@ -276,7 +276,7 @@ mod tests {
             CheckPlan::None
         );
         let node = Node::new("n1", "[::1]:9000");
-        let reg = registration(&Service::default(), &node, &CheckPlan::Http(h));
+        let reg = registration(&ServiceRecord::default(), &node, &CheckPlan::Http(h));
         let check = reg.check.unwrap();
         assert_eq!(check.http.as_deref(), Some("http://[::1]:9000/health"));
         assert_eq!(check.deregister_critical_service_after, "1m5s");
@@ -288,7 +288,7 @@ mod tests {
         node.metadata.insert("protocol".into(), "mucp".into());
         node.metadata.insert("bad.key".into(), "x".into());
         node.metadata.insert("consul-reserved".into(), "x".into());
-        let svc = Service {
+        let svc = ServiceRecord {
             name: "greeter".into(),
             version: "latest".into(),
             ..Default::default()
@@ -317,7 +317,7 @@ mod tests {
             node.metadata.insert(format!("k{i:03}"), "v".into());
         }
         node.metadata.insert("long".into(), "x".repeat(600));
-        let reg = registration(&Service::default(), &node, &CheckPlan::None);
+        let reg = registration(&ServiceRecord::default(), &node, &CheckPlan::None);
         assert_eq!(reg.meta.len(), MAX_META_PAIRS);
         assert!(!reg.meta.contains_key("long"));
         assert!(reg.check.is_none());

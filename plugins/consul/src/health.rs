@@ -1,7 +1,7 @@
 //! Reading `/v1/health/service/<name>` answers: instances, health, and go-micro's
 //! grouping by version.
 
-use micro_registry::{Node, Service};
+use micro_registry::{Node, ServiceRecord};
 use serde::Deserialize;
 
 use crate::api::HealthEntry;
@@ -9,11 +9,11 @@ use crate::client::Reply;
 use crate::convert::join_host_port;
 use crate::{Error, tags};
 
-/// A service instance read from Consul: a single-node [`Service`] with its own
+/// A service instance read from Consul: a single-node [`ServiceRecord`] with its own
 /// version and endpoints, and whether any of its checks is critical.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Instance {
-    pub(crate) service: Service,
+    pub(crate) service: ServiceRecord,
     pub(crate) critical: bool,
 }
 
@@ -59,7 +59,7 @@ fn instance(name: &str, entry: HealthEntry) -> Option<Instance> {
         .iter()
         .any(|c| c.is_critical());
     Some(Instance {
-        service: Service {
+        service: ServiceRecord {
             name: name.to_owned(),
             version: tags::decode_version(&tags).unwrap_or_default(),
             metadata: Default::default(),
@@ -77,8 +77,8 @@ fn instance(name: &str, entry: HealthEntry) -> Option<Instance> {
 /// go-micro's `GetService` grouping: one service per version, its endpoints from
 /// the first instance of that version, nodes whose checks are all non-critical.
 /// Versions left without nodes are dropped.
-pub(crate) fn group(instances: &[Instance]) -> Vec<Service> {
-    let mut out: Vec<Service> = Vec::new();
+pub(crate) fn group(instances: &[Instance]) -> Vec<ServiceRecord> {
+    let mut out: Vec<ServiceRecord> = Vec::new();
     for inst in instances {
         let at = match out.iter().position(|s| s.version == inst.service.version) {
             Some(i) => i,
@@ -122,7 +122,7 @@ mod tests {
         )
     }
 
-    fn ids(services: &[Service]) -> Vec<String> {
+    fn ids(services: &[ServiceRecord]) -> Vec<String> {
         services
             .iter()
             .flat_map(|s| &s.nodes)

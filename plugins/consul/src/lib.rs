@@ -6,10 +6,10 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! use micro_consul::ConsulRegistry;
-//! use micro_registry::{Node, RegisterOptions, Registry, Service};
+//! use micro_registry::{Node, RegisterOptions, Registry, ServiceRecord};
 //!
 //! let registry = ConsulRegistry::builder().address("127.0.0.1:8500").build()?;
-//! let svc = Service {
+//! let svc = ServiceRecord {
 //!     name: "greeter".into(),
 //!     version: "latest".into(),
 //!     nodes: vec![Node::new("greeter-1", "127.0.0.1:9000")],

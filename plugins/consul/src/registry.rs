@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use micro_registry::{RegisterOptions, Registry, Service, WatchOptions, Watcher};
+use micro_registry::{RegisterOptions, Registry, ServiceRecord, WatchOptions, Watcher};
 use parking_lot::Mutex;
 
 use crate::client::{Client, Query};
@@ -128,7 +128,7 @@ impl ConsulRegistry {
 
     async fn register_node(
         &self,
-        service: &Service,
+        service: &ServiceRecord,
         node: &micro_registry::Node,
         plan: &CheckPlan,
     ) -> Result<(), Error> {
@@ -243,7 +243,7 @@ pub(crate) fn registry_error(op: &'static str, e: Error) -> micro_registry::Erro
     }
 }
 
-fn validate(service: &Service) -> micro_registry::Result<()> {
+fn validate(service: &ServiceRecord) -> micro_registry::Result<()> {
     if service.name.is_empty() {
         return Err(micro_registry::Error::Invalid("service has no name".into()));
     }
@@ -270,7 +270,7 @@ impl Registry for ConsulRegistry {
     /// tried; the first error is returned.
     async fn register(
         &self,
-        service: &Service,
+        service: &ServiceRecord,
         opts: &RegisterOptions,
     ) -> micro_registry::Result<()> {
         validate(service)?;
@@ -290,7 +290,7 @@ impl Registry for ConsulRegistry {
 
     /// Stops the nodes' heartbeats, then deregisters them from the agent. A node
     /// the agent does not know is not an error.
-    async fn deregister(&self, service: &Service) -> micro_registry::Result<()> {
+    async fn deregister(&self, service: &ServiceRecord) -> micro_registry::Result<()> {
         let mut first = None;
         for node in &service.nodes {
             if let Err(e) = self.deregister_node(&node.id).await {
@@ -303,7 +303,7 @@ impl Registry for ConsulRegistry {
         }
     }
 
-    async fn get_service(&self, name: &str) -> micro_registry::Result<Vec<Service>> {
+    async fn get_service(&self, name: &str) -> micro_registry::Result<Vec<ServiceRecord>> {
         if name.is_empty() {
             return Err(micro_registry::Error::NotFound);
         }
@@ -336,7 +336,7 @@ impl Registry for ConsulRegistry {
     /// versions are read from the version tags of the catalog's service list (one
     /// request). A service without version tags is listed once with an empty
     /// version.
-    async fn list_services(&self) -> micro_registry::Result<Vec<Service>> {
+    async fn list_services(&self) -> micro_registry::Result<Vec<ServiceRecord>> {
         let reply = self
             .inner
             .client
@@ -362,7 +362,7 @@ impl Registry for ConsulRegistry {
                 versions
             };
             for version in versions {
-                out.push(Service {
+                out.push(ServiceRecord {
                     name: name.clone(),
                     version,
                     ..Default::default()

@@ -27,7 +27,7 @@ use std::io::{Read, Write};
 use flate2::Compression;
 use flate2::read::ZlibDecoder;
 use flate2::write::ZlibEncoder;
-use micro_registry::{Endpoint, Metadata, Node, Service};
+use micro_registry::{Endpoint, MetadataMap, Node, ServiceRecord};
 
 /// The most bytes one tag may inflate to; anything longer is rejected as garbage
 /// (a zlib bomb would otherwise cost memory).
@@ -35,7 +35,7 @@ pub const MAX_DECODED_LEN: usize = 1 << 20;
 
 /// Every tag go-micro writes for `node` of `service`: metadata tags, then endpoint
 /// tags, then the version tag.
-pub fn encode_tags(service: &Service, node: &Node) -> Vec<String> {
+pub fn encode_tags(service: &ServiceRecord, node: &Node) -> Vec<String> {
     let mut tags = encode_metadata(&node.metadata);
     tags.extend(encode_endpoints(&service.endpoints));
     tags.push(encode_version(&service.version));
@@ -43,10 +43,10 @@ pub fn encode_tags(service: &Service, node: &Node) -> Vec<String> {
 }
 
 /// One `t-` tag per metadata pair, in key order.
-pub fn encode_metadata(md: &Metadata) -> Vec<String> {
+pub fn encode_metadata(md: &MetadataMap) -> Vec<String> {
     md.iter()
         .map(|(k, v)| {
-            let mut one = Metadata::new();
+            let mut one = MetadataMap::new();
             one.insert(k.clone(), v.clone());
             // A map of strings always serialises.
             let json = serde_json::to_vec(&one).unwrap_or_default();
@@ -89,13 +89,13 @@ pub fn decode_version(tags: &[String]) -> Option<String> {
 
 /// Node metadata: the pairs of every metadata tag that decodes, merged (a later
 /// tag wins for a repeated key).
-pub fn decode_metadata(tags: &[String]) -> Metadata {
-    let mut md = Metadata::new();
+pub fn decode_metadata(tags: &[String]) -> MetadataMap {
+    let mut md = MetadataMap::new();
     for tag in tags {
         let Some(data) = decode_tag(tag, 't') else {
             continue;
         };
-        match serde_json::from_slice::<Metadata>(&data) {
+        match serde_json::from_slice::<MetadataMap>(&data) {
             Ok(pairs) => md.extend(pairs),
             Err(e) => skip(tag, &format!("not a json object of strings: {e}")),
         }
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let mut md = Metadata::new();
+        let mut md = MetadataMap::new();
         md.insert("protocol".into(), "mucp".into());
         md.insert("odd key.with/chars".into(), "ü \"quoted\" <>&".into());
         let ep = Endpoint {
@@ -228,7 +228,7 @@ mod tests {
             response: None,
             metadata: [("endpoint".to_owned(), "x".to_owned())].into(),
         };
-        let svc = Service {
+        let svc = ServiceRecord {
             name: "greeter".into(),
             version: "2.0".into(),
             endpoints: vec![ep.clone(), Endpoint::default()],

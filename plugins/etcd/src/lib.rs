@@ -118,13 +118,13 @@
 //! # async fn main() -> micro_registry::Result<()> {
 //! use std::time::Duration;
 //! use micro_etcd::EtcdRegistry;
-//! use micro_registry::{Node, RegisterOptions, Registry, Service, WatchOptions};
+//! use micro_registry::{Node, RegisterOptions, Registry, ServiceRecord, WatchOptions};
 //!
 //! let registry = EtcdRegistry::builder()
 //!     .endpoints(["127.0.0.1:2379"])
 //!     .timeout(Duration::from_secs(2))
 //!     .build()?;
-//! let svc = Service {
+//! let svc = ServiceRecord {
 //!     name: "greeter".into(),
 //!     version: "latest".into(),
 //!     nodes: vec![Node::new("greeter-1", "127.0.0.1:9000")],

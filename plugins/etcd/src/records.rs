@@ -1,7 +1,7 @@
 //! go-micro's key layout and record encoding, and the grouping of records into
 //! services.
 
-use micro_registry::{Error, Result, Service};
+use micro_registry::{Error, Result, ServiceRecord};
 
 /// Where records live under the prefix.
 #[derive(Clone, Debug)]
@@ -57,7 +57,7 @@ fn check_part(what: &str, s: &str) -> Result<()> {
 }
 
 /// The stored value: the service JSON holding only `node_index`'s node.
-pub(crate) fn encode(service: &Service, node_index: usize) -> Result<Vec<u8>> {
+pub(crate) fn encode(service: &ServiceRecord, node_index: usize) -> Result<Vec<u8>> {
     let node = service
         .nodes
         .get(node_index)
@@ -69,8 +69,8 @@ pub(crate) fn encode(service: &Service, node_index: usize) -> Result<Vec<u8>> {
 
 /// Decodes a stored value. Garbage (not JSON, not a service, not UTF-8) and records
 /// without nodes are skipped with a warning naming the key.
-pub(crate) fn decode(key: &[u8], value: &[u8]) -> Option<Service> {
-    match serde_json::from_slice::<Service>(value) {
+pub(crate) fn decode(key: &[u8], value: &[u8]) -> Option<ServiceRecord> {
+    match serde_json::from_slice::<ServiceRecord>(value) {
         Ok(s) if s.nodes.is_empty() => {
             tracing::warn!(key = %String::from_utf8_lossy(key), "etcd registry: skipping a record without nodes");
             None
@@ -85,7 +85,7 @@ pub(crate) fn decode(key: &[u8], value: &[u8]) -> Option<Service> {
 
 /// Decodes a record read under a service's prefix, keeping it only if it belongs
 /// to `name` (`a/b` and `a-b` share a prefix).
-pub(crate) fn decode_for(key: &[u8], value: &[u8], name: Option<&str>) -> Option<Service> {
+pub(crate) fn decode_for(key: &[u8], value: &[u8], name: Option<&str>) -> Option<ServiceRecord> {
     let s = decode(key, value)?;
     match name {
         Some(n) if s.name != n => {
@@ -99,8 +99,8 @@ pub(crate) fn decode_for(key: &[u8], value: &[u8], name: Option<&str>) -> Option
 /// Groups single-node records by version, in the order versions first appear: the
 /// first record of a version gives name, metadata and endpoints; nodes are
 /// concatenated.
-pub(crate) fn by_version(records: impl IntoIterator<Item = Service>) -> Vec<Service> {
-    let mut out: Vec<Service> = Vec::new();
+pub(crate) fn by_version(records: impl IntoIterator<Item = ServiceRecord>) -> Vec<ServiceRecord> {
+    let mut out: Vec<ServiceRecord> = Vec::new();
     for rec in records {
         match out.iter_mut().find(|s| s.version == rec.version) {
             Some(s) => s.nodes.extend(rec.nodes),
@@ -111,8 +111,10 @@ pub(crate) fn by_version(records: impl IntoIterator<Item = Service>) -> Vec<Serv
 }
 
 /// Groups records by name and version, sorted by name, then version.
-pub(crate) fn by_name_version(records: impl IntoIterator<Item = Service>) -> Vec<Service> {
-    let mut out: Vec<Service> = Vec::new();
+pub(crate) fn by_name_version(
+    records: impl IntoIterator<Item = ServiceRecord>,
+) -> Vec<ServiceRecord> {
+    let mut out: Vec<ServiceRecord> = Vec::new();
     for rec in records {
         match out
             .iter_mut()
@@ -131,8 +133,8 @@ mod tests {
     use super::*;
     use micro_registry::Node;
 
-    fn svc(name: &str, version: &str, node: &str) -> Service {
-        Service {
+    fn svc(name: &str, version: &str, node: &str) -> ServiceRecord {
+        ServiceRecord {
             name: name.into(),
             version: version.into(),
             nodes: vec![Node::new(node, "127.0.0.1:1")],

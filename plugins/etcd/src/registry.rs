@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
-use micro_registry::{Error, RegisterOptions, Registry, Result, Service, WatchOptions, Watcher};
+use micro_registry::{
+    Error, RegisterOptions, Registry, Result, ServiceRecord, WatchOptions, Watcher,
+};
 
 use crate::EtcdOptions;
 use crate::conn::{Conn, NAME};
@@ -103,7 +105,7 @@ impl EtcdRegistry {
         self.inner.regs.shutdown().await;
     }
 
-    fn node_keys(&self, service: &Service) -> Result<Vec<String>> {
+    fn node_keys(&self, service: &ServiceRecord) -> Result<Vec<String>> {
         if service.nodes.is_empty() {
             return Err(Error::Invalid(format!(
                 "service {:?} has no nodes",
@@ -123,7 +125,7 @@ impl Registry for EtcdRegistry {
     /// Writes one record per node (go-micro's layout) on a lease of the TTL, or
     /// checks with one read that the records are still there and unchanged. Every
     /// node is attempted; the first error is returned.
-    async fn register(&self, service: &Service, opts: &RegisterOptions) -> Result<()> {
+    async fn register(&self, service: &ServiceRecord, opts: &RegisterOptions) -> Result<()> {
         let keys = self.node_keys(service)?;
         let ttl = lease_seconds(opts.ttl);
         let mut first_err = None;
@@ -145,7 +147,7 @@ impl Registry for EtcdRegistry {
     /// Deletes the nodes' records, stops renewing their leases and revokes them.
     /// Local state is dropped even when etcd cannot be reached, so the records
     /// then expire with their leases.
-    async fn deregister(&self, service: &Service) -> Result<()> {
+    async fn deregister(&self, service: &ServiceRecord) -> Result<()> {
         let keys = self.node_keys(service)?;
         let mut first_err = None;
         for key in &keys {
@@ -156,7 +158,7 @@ impl Registry for EtcdRegistry {
         first_err.map_or(Ok(()), Err)
     }
 
-    async fn get_service(&self, name: &str) -> Result<Vec<Service>> {
+    async fn get_service(&self, name: &str) -> Result<Vec<ServiceRecord>> {
         let prefix = self.inner.layout.service(name);
         let resp = self.inner.conn.get("get_service", &prefix, true).await?;
         let records = resp
@@ -171,7 +173,7 @@ impl Registry for EtcdRegistry {
         }
     }
 
-    async fn list_services(&self) -> Result<Vec<Service>> {
+    async fn list_services(&self) -> Result<Vec<ServiceRecord>> {
         let resp = self
             .inner
             .conn

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{CacheOptions, Snapshot, log_stale};
-use crate::{Action, Error, Event, Result, Service};
+use crate::{Action, Error, Result, ServiceRecord, WatchEvent};
 
 /// A point in time no entry reaches (a century).
 const FAR: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
@@ -75,7 +75,7 @@ impl Entry {
     /// Applies a registry lookup; returns whether the name should now be watched.
     pub(super) fn apply_lookup(
         &mut self,
-        res: Result<Vec<Service>>,
+        res: Result<Vec<ServiceRecord>>,
         now: Instant,
         opts: &CacheOptions,
         name: &str,
@@ -85,7 +85,7 @@ impl Entry {
         }
         match res {
             Ok(services) => {
-                let services: Vec<Service> = services
+                let services: Vec<ServiceRecord> = services
                     .into_iter()
                     .filter(|s| !s.nodes.is_empty())
                     .collect();
@@ -121,7 +121,7 @@ impl Entry {
     /// the event's version, keeping cached nodes the event does not mention; delete
     /// removes the event's nodes from its version. Returns false when the event was
     /// ignored (the cache holds no node set for the name to merge into).
-    pub(super) fn apply_event(&mut self, ev: &Event, now: Instant, ttl: Duration) -> bool {
+    pub(super) fn apply_event(&mut self, ev: &WatchEvent, now: Instant, ttl: Duration) -> bool {
         if self.current.is_empty() {
             if ev.action != Action::Delete {
                 // The service (re)appeared: a partial event is not a node set, so

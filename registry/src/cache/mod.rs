@@ -15,7 +15,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::{Error, RegisterOptions, Registry, Result, Service, WatchOptions, Watcher};
+use crate::{Error, RegisterOptions, Registry, Result, ServiceRecord, WatchOptions, Watcher};
 use entry::Entry;
 
 pub use snapshot::{NodeRef, Snapshot};
@@ -149,10 +149,10 @@ type Flight = Shared<BoxFuture<'static, Result<Snapshot>>>;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> micro_registry::Result<()> {
 /// use std::sync::Arc;
-/// use micro_registry::{Cache, MemoryRegistry, Node, RegisterOptions, Registry, Service};
+/// use micro_registry::{Cache, MemoryRegistry, Node, RegisterOptions, Registry, ServiceRecord};
 ///
 /// let registry = Arc::new(MemoryRegistry::new());
-/// let svc = Service {
+/// let svc = ServiceRecord {
 ///     name: "greeter".into(),
 ///     version: "1.0".into(),
 ///     nodes: vec![Node::new("greeter-1", "127.0.0.1:9000")],
@@ -357,7 +357,7 @@ impl Inner {
     fn apply_lookup(
         &self,
         name: &str,
-        res: Result<Vec<Service>>,
+        res: Result<Vec<ServiceRecord>>,
         create: bool,
     ) -> (Option<Result<Snapshot>>, bool) {
         let now = Instant::now();
@@ -498,19 +498,19 @@ impl Drop for Inner {
 
 #[async_trait]
 impl Registry for Cache {
-    async fn register(&self, service: &Service, opts: &RegisterOptions) -> Result<()> {
+    async fn register(&self, service: &ServiceRecord, opts: &RegisterOptions) -> Result<()> {
         self.inner.registry.register(service, opts).await
     }
 
-    async fn deregister(&self, service: &Service) -> Result<()> {
+    async fn deregister(&self, service: &ServiceRecord) -> Result<()> {
         self.inner.registry.deregister(service).await
     }
 
-    async fn get_service(&self, name: &str) -> Result<Vec<Service>> {
+    async fn get_service(&self, name: &str) -> Result<Vec<ServiceRecord>> {
         Ok(self.get(name).await?.to_vec())
     }
 
-    async fn list_services(&self) -> Result<Vec<Service>> {
+    async fn list_services(&self) -> Result<Vec<ServiceRecord>> {
         self.inner.registry.list_services().await
     }
 

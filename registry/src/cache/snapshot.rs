@@ -4,7 +4,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::{Node, Service};
+use crate::{Node, ServiceRecord};
 
 /// Every version of one service with its nodes, as the cache last saw them.
 ///
@@ -18,14 +18,14 @@ pub struct Snapshot {
 
 #[derive(Default)]
 struct Inner {
-    services: Vec<Service>,
+    services: Vec<ServiceRecord>,
     /// (service index, node index) of every node of every version.
     index: Vec<(u32, u32)>,
 }
 
 impl Snapshot {
     /// A snapshot of `services` (one entry per version).
-    pub fn new(services: Vec<Service>) -> Self {
+    pub fn new(services: Vec<ServiceRecord>) -> Self {
         let index = services
             .iter()
             .enumerate()
@@ -37,7 +37,7 @@ impl Snapshot {
     }
 
     /// The services, one per version.
-    pub fn services(&self) -> &[Service] {
+    pub fn services(&self) -> &[ServiceRecord] {
         &self.inner.services
     }
 
@@ -52,14 +52,14 @@ impl Snapshot {
     }
 
     /// The `i`-th node over all versions, with its service.
-    pub fn node(&self, i: usize) -> Option<(&Service, &Node)> {
+    pub fn node(&self, i: usize) -> Option<(&ServiceRecord, &Node)> {
         let &(s, n) = self.inner.index.get(i)?;
         let svc = &self.inner.services[s as usize];
         Some((svc, &svc.nodes[n as usize]))
     }
 
     /// Every node with its service.
-    pub fn nodes(&self) -> impl Iterator<Item = (&Service, &Node)> {
+    pub fn nodes(&self) -> impl Iterator<Item = (&ServiceRecord, &Node)> {
         (0..self.node_count()).filter_map(|i| self.node(i))
     }
 
@@ -74,7 +74,7 @@ impl Snapshot {
     }
 
     /// A deep copy of the services.
-    pub fn to_vec(&self) -> Vec<Service> {
+    pub fn to_vec(&self) -> Vec<ServiceRecord> {
         self.inner.services.clone()
     }
 
@@ -91,7 +91,7 @@ impl fmt::Debug for Snapshot {
 }
 
 /// A node picked from a [`Snapshot`]: dereferences to the [`Node`] and knows its
-/// [`Service`] (version, endpoints). Cloning is cheap.
+/// [`ServiceRecord`] (version, endpoints). Cloning is cheap.
 #[derive(Clone)]
 pub struct NodeRef {
     snapshot: Snapshot,
@@ -101,7 +101,7 @@ pub struct NodeRef {
 
 impl NodeRef {
     /// The service (one version) this node belongs to.
-    pub fn service(&self) -> &Service {
+    pub fn service(&self) -> &ServiceRecord {
         &self.snapshot.inner.services[self.service as usize]
     }
 

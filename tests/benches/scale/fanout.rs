@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use micro_broker::{Broker, Envelope, HttpBroker, HttpBrokerOptions, SubscribeOptions, handler_fn};
-use micro_registry::{Metadata, Node, RegisterOptions, Service};
+use micro_registry::{MetadataMap, Node, RegisterOptions, ServiceRecord};
 use micro_tests::harness::wait_until;
 use tokio::task::JoinSet;
 
@@ -44,7 +44,7 @@ pub(crate) async fn measure(
 ) -> Res<Fanout> {
     let topic = format!("scale.fanout.{subscribers}.{others}");
     let reg = backend.client(None)?;
-    let other_records: Vec<Service> = (0..others).map(|i| other_record(&topic, i)).collect();
+    let other_records: Vec<ServiceRecord> = (0..others).map(|i| other_record(&topic, i)).collect();
     for r in &other_records {
         reg.register(r, &RegisterOptions::ttl(Duration::from_secs(60)))
             .await?;
@@ -129,13 +129,13 @@ pub(crate) async fn measure(
 }
 
 /// A broadcast subscription of another topic, as an HTTP broker registers it.
-fn other_record(topic: &str, i: usize) -> Service {
+fn other_record(topic: &str, i: usize) -> ServiceRecord {
     let other = format!("{topic}.other{i}");
-    let mut metadata = Metadata::new();
+    let mut metadata = MetadataMap::new();
     metadata.insert("broker".into(), "http".into());
     metadata.insert("secure".into(), "false".into());
     metadata.insert("topic".into(), other.clone());
-    Service {
+    ServiceRecord {
         name: micro_broker::http::SERVICE_NAME.into(),
         version: micro_broker::http::BROADCAST_VERSION.into(),
         nodes: vec![Node {

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use micro_consul::ConsulOptions;
-use micro_registry::{Node, RegisterOptions, Registry, Service};
+use micro_registry::{Node, RegisterOptions, Registry, ServiceRecord};
 use tokio::signal::unix::{SignalKind, signal};
 
 struct Args {
@@ -110,7 +110,7 @@ async fn main() -> ExitCode {
     node.metadata.extend(args.metadata.iter().cloned());
     node.metadata.insert("registry".into(), "consul".into());
     node.metadata.insert("protocol".into(), "mucp".into());
-    let svc = Service {
+    let svc = ServiceRecord {
         name: args.name.clone(),
         version: args.version.clone(),
         nodes: vec![node],

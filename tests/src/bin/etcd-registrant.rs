@@ -14,7 +14,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use micro_etcd::EtcdRegistry;
-use micro_registry::{Metadata, Node, RegisterOptions, Registry, Service};
+use micro_registry::{MetadataMap, Node, RegisterOptions, Registry, ServiceRecord};
 use tokio::signal::unix::{SignalKind, signal};
 
 struct Args {
@@ -83,10 +83,10 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let mut metadata = Metadata::new();
+    let mut metadata = MetadataMap::new();
     metadata.insert("protocol".into(), "mucp".into());
     metadata.insert("registry".into(), registry.name().into());
-    let service = Service {
+    let service = ServiceRecord {
         name: args.service.clone(),
         version: args.version.clone(),
         nodes: vec![Node {

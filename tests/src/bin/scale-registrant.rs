@@ -35,7 +35,7 @@ use std::time::Duration;
 use micro::client::backoff;
 use micro_consul::ConsulOptions;
 use micro_etcd::EtcdRegistry;
-use micro_registry::{RegisterOptions, Registry, Service};
+use micro_registry::{RegisterOptions, Registry, ServiceRecord};
 use micro_tests::harness::scale;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Mutex, Semaphore};
@@ -90,12 +90,12 @@ fn parse() -> Result<Args, String> {
 /// One simulated server: its record and whether it is registered (the lock also
 /// keeps its timer and the churn from overlapping).
 struct Sim {
-    svc: Service,
+    svc: ServiceRecord,
     up: Mutex<bool>,
 }
 
 /// `register` with the server's retries; true when it succeeded.
-async fn register(reg: &dyn Registry, svc: &Service, opts: &RegisterOptions) -> bool {
+async fn register(reg: &dyn Registry, svc: &ServiceRecord, opts: &RegisterOptions) -> bool {
     for attempt in 1..=ATTEMPTS {
         match reg.register(svc, opts).await {
             Ok(()) => return true,

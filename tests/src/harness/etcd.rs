@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use micro_registry::{Metadata, Node, Service};
+use micro_registry::{MetadataMap, Node, ServiceRecord};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
@@ -298,11 +298,11 @@ impl Etcd {
 
 /// A single-node service as a server registers it, with go-micro's metadata
 /// (`protocol=mucp`, `registry=etcd`).
-pub fn node_service(name: &str, version: &str, node_id: &str, address: &str) -> Service {
-    let mut metadata = Metadata::new();
+pub fn node_service(name: &str, version: &str, node_id: &str, address: &str) -> ServiceRecord {
+    let mut metadata = MetadataMap::new();
     metadata.insert("protocol".into(), "mucp".into());
     metadata.insert("registry".into(), "etcd".into());
-    Service {
+    ServiceRecord {
         name: name.into(),
         version: version.into(),
         nodes: vec![Node {
@@ -319,7 +319,7 @@ pub fn node_service(name: &str, version: &str, node_id: &str, address: &str) -> 
 pub struct Registrant {
     /// Comma-separated etcd endpoints.
     pub endpoints: String,
-    /// Service name.
+    /// ServiceRecord name.
     pub service: String,
     /// Node id.
     pub node_id: String,
@@ -400,7 +400,7 @@ pub struct NodeSet {
 
 impl NodeSet {
     /// Applies one event.
-    pub fn apply(&mut self, ev: &micro_registry::Event) {
+    pub fn apply(&mut self, ev: &micro_registry::WatchEvent) {
         for n in &ev.service.nodes {
             match ev.action {
                 micro_registry::Action::Create | micro_registry::Action::Update => {
@@ -429,7 +429,7 @@ pub async fn watch_until(
     set: &mut NodeSet,
     limit: Duration,
     mut done: impl FnMut(&NodeSet) -> bool,
-) -> (bool, Vec<micro_registry::Event>) {
+) -> (bool, Vec<micro_registry::WatchEvent>) {
     let deadline = tokio::time::Instant::now() + limit;
     let mut seen = Vec::new();
     while !done(set) {

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use micro_registry::{Endpoint, Metadata, Node, Service, Value};
+use micro_registry::{Endpoint, MetadataMap, Node, ServiceRecord, Value};
 
 /// Nodes per service.
 pub const NODES_PER_SERVICE: usize = 10;
@@ -42,13 +42,13 @@ pub fn node_id(i: usize) -> String {
 
 /// The single-node service record node `i` registers, with `registry` as its
 /// `registry` metadata.
-pub fn record(i: usize, registry: &str) -> Service {
+pub fn record(i: usize, registry: &str) -> ServiceRecord {
     record_of(&service_name(i), &node_id(i), i, registry)
 }
 
 /// A record of service `name` with one node `id` (address from `i`).
-pub fn record_of(name: &str, id: &str, i: usize, registry: &str) -> Service {
-    let mut metadata = Metadata::new();
+pub fn record_of(name: &str, id: &str, i: usize, registry: &str) -> ServiceRecord {
+    let mut metadata = MetadataMap::new();
     for (k, v) in [
         ("broker", "http"),
         ("protocol", "mucp"),
@@ -58,10 +58,10 @@ pub fn record_of(name: &str, id: &str, i: usize, registry: &str) -> Service {
     ] {
         metadata.insert(k.into(), v.into());
     }
-    Service {
+    ServiceRecord {
         name: name.to_owned(),
         version: "latest".into(),
-        metadata: Metadata::new(),
+        metadata: MetadataMap::new(),
         endpoints: endpoints(),
         nodes: vec![Node {
             id: id.to_owned(),
@@ -84,14 +84,14 @@ fn value(name: &str, field: &str) -> Value {
 }
 
 fn endpoints() -> Vec<Endpoint> {
-    let mut stream = Metadata::new();
+    let mut stream = MetadataMap::new();
     stream.insert("stream".into(), "true".into());
     vec![
         Endpoint {
             name: "Scale.Call".into(),
             request: Some(value("CallRequest", "name")),
             response: Some(value("CallResponse", "msg")),
-            metadata: Metadata::new(),
+            metadata: MetadataMap::new(),
         },
         Endpoint {
             name: "Scale.Stream".into(),

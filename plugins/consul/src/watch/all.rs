@@ -24,7 +24,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use micro_registry::Event;
+use micro_registry::WatchEvent;
 use tokio::sync::mpsc;
 
 use super::service::{log_failure, read};
@@ -92,7 +92,7 @@ impl AllWatch {
     }
 
     /// Runs until the watcher is gone.
-    pub(super) async fn run(mut self, tx: mpsc::Sender<Event>) {
+    pub(super) async fn run(mut self, tx: mpsc::Sender<WatchEvent>) {
         let mut catalog_q: Option<Pending> = None;
         let mut checks_q: Option<Pending> = None;
         loop {
@@ -219,7 +219,7 @@ impl AllWatch {
 
     /// Reads `dirty` services again and returns the events; services whose read
     /// fails are kept for a retry.
-    async fn refresh(&mut self, dirty: BTreeSet<String>) -> Vec<Event> {
+    async fn refresh(&mut self, dirty: BTreeSet<String>) -> Vec<WatchEvent> {
         let mut events = Vec::new();
         let mut failed = false;
         for name in dirty {

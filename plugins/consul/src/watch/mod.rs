@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use micro_registry::{Action, Event, Result, Service, Watcher};
+use micro_registry::{Action, Result, ServiceRecord, WatchEvent, Watcher};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -36,7 +36,7 @@ pub(crate) use blocking::Blocking;
 const BUFFER: usize = 256;
 
 /// The healthy nodes of one service, by node id, each as a single-node service.
-pub(crate) type Snapshot = BTreeMap<String, Service>;
+pub(crate) type Snapshot = BTreeMap<String, ServiceRecord>;
 
 /// The healthy instances as a [`Snapshot`]; the first of two instances with one id
 /// wins.
@@ -54,7 +54,7 @@ pub(crate) fn snapshot(instances: Vec<Instance>) -> Snapshot {
 }
 
 /// The events that turn `old` into `new`.
-pub(crate) fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Event> {
+pub(crate) fn diff(old: &Snapshot, new: &Snapshot) -> Vec<WatchEvent> {
     let mut events = Vec::new();
     for (id, o) in old {
         match new.get(id) {
@@ -75,15 +75,15 @@ pub(crate) fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Event> {
     events
 }
 
-fn event(action: Action, service: &Service) -> Event {
-    Event {
+fn event(action: Action, service: &ServiceRecord) -> WatchEvent {
+    WatchEvent {
         action,
         service: service.clone(),
     }
 }
 
 /// Sends `events`; false when the watcher is gone.
-async fn deliver(tx: &mpsc::Sender<Event>, events: Vec<Event>) -> bool {
+async fn deliver(tx: &mpsc::Sender<WatchEvent>, events: Vec<WatchEvent>) -> bool {
     for ev in events {
         if tx.send(ev).await.is_err() {
             return false;
@@ -119,13 +119,13 @@ pub(crate) async fn start(
 /// it stops its task.
 #[derive(Debug)]
 pub(crate) struct ConsulWatcher {
-    rx: mpsc::Receiver<Event>,
+    rx: mpsc::Receiver<WatchEvent>,
     task: Option<JoinHandle<()>>,
 }
 
 #[async_trait]
 impl Watcher for ConsulWatcher {
-    async fn next(&mut self) -> Result<Event> {
+    async fn next(&mut self) -> Result<WatchEvent> {
         if self.task.is_none() {
             return Err(micro_registry::Error::WatcherStopped);
         }
@@ -157,8 +157,8 @@ mod tests {
     use super::*;
     use micro_registry::{Endpoint, Node};
 
-    fn svc(id: &str, version: &str, addr: &str) -> Service {
-        Service {
+    fn svc(id: &str, version: &str, addr: &str) -> ServiceRecord {
+        ServiceRecord {
             name: "s".into(),
             version: version.into(),
             nodes: vec![Node::new(id, addr)],
@@ -166,7 +166,7 @@ mod tests {
         }
     }
 
-    fn snap(items: &[Service]) -> Snapshot {
+    fn snap(items: &[ServiceRecord]) -> Snapshot {
         snapshot(
             items
                 .iter()

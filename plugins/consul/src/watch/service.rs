@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use micro_registry::Event;
+use micro_registry::WatchEvent;
 use tokio::sync::mpsc;
 
 use super::{Blocking, Snapshot, deliver, diff, snapshot};
@@ -48,7 +48,7 @@ impl ServiceWatch {
     }
 
     /// Runs until the watcher is gone.
-    pub(super) async fn run(mut self, tx: mpsc::Sender<Event>) {
+    pub(super) async fn run(mut self, tx: mpsc::Sender<WatchEvent>) {
         loop {
             tokio::select! {
                 _ = self.state.pace() => {}

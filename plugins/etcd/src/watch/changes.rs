@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use micro_registry::{Action, Event, Node, Service};
+use micro_registry::{Action, Node, ServiceRecord, WatchEvent};
 
 use crate::records::decode_for;
 
@@ -23,16 +23,16 @@ pub(super) struct Rec {
     /// A digest of the stored value.
     digest: u64,
     /// Name, version and node ids (nothing else) of the record.
-    skeleton: Service,
+    skeleton: ServiceRecord,
 }
 
 impl Rec {
-    pub(super) fn new(value: &[u8], full: &Service) -> Rec {
+    pub(super) fn new(value: &[u8], full: &ServiceRecord) -> Rec {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         value.hash(&mut h);
         Rec {
             digest: h.finish(),
-            skeleton: Service {
+            skeleton: ServiceRecord {
                 name: full.name.clone(),
                 version: full.version.clone(),
                 nodes: full
@@ -51,13 +51,13 @@ impl Rec {
 pub(super) type Known = HashMap<Vec<u8>, Option<Rec>>;
 
 /// The decoded records of a listing, by key (only those that decode).
-pub(super) type Listed = HashMap<Vec<u8>, Service>;
+pub(super) type Listed = HashMap<Vec<u8>, ServiceRecord>;
 
 /// What one watch response does, computed without changing the known set, so a
 /// response can be put off whole when the reader has no room for its events.
 pub(super) struct Plan {
     /// The registry events, in order.
-    pub(super) events: Vec<Event>,
+    pub(super) events: Vec<WatchEvent>,
     /// The new state of every key the response touched (`None`: deleted).
     changes: HashMap<Vec<u8>, Option<Option<Rec>>>,
     /// The highest revision among the response's events (0 when none).
@@ -110,7 +110,7 @@ impl Plan {
     }
 
     /// Applies the planned changes to `known`.
-    pub(super) fn commit(self, known: &mut Known) -> Vec<Event> {
+    pub(super) fn commit(self, known: &mut Known) -> Vec<WatchEvent> {
         for (k, state) in self.changes {
             match state {
                 Some(rec) => {
@@ -128,7 +128,7 @@ impl Plan {
 /// The events that turn the records of `old` into those of `new` (whose decoded
 /// records are in `listed`): deletions first, then creations and updates, each
 /// in key order.
-pub(super) fn diff(old: &Known, new: &Known, listed: &Listed) -> Vec<Event> {
+pub(super) fn diff(old: &Known, new: &Known, listed: &Listed) -> Vec<WatchEvent> {
     let mut events = Vec::new();
     let mut gone: Vec<(&Vec<u8>, &Option<Rec>)> =
         old.iter().filter(|(k, _)| !new.contains_key(*k)).collect();
@@ -155,14 +155,18 @@ pub(super) fn diff(old: &Known, new: &Known, listed: &Listed) -> Vec<Event> {
 /// The events that take a key's record from `before` to `after`: create, update,
 /// delete; a change of version or of node ids is a delete and a create, so a
 /// reader never keeps a node under a version it left.
-fn transition(before: Option<Service>, after: Option<Service>, out: &mut Vec<Event>) {
+fn transition(
+    before: Option<ServiceRecord>,
+    after: Option<ServiceRecord>,
+    out: &mut Vec<WatchEvent>,
+) {
     match (before, after) {
         (None, None) => {}
-        (None, Some(s)) => out.push(Event {
+        (None, Some(s)) => out.push(WatchEvent {
             action: Action::Create,
             service: s,
         }),
-        (Some(s), None) => out.push(Event {
+        (Some(s), None) => out.push(WatchEvent {
             action: Action::Delete,
             service: s,
         }),
@@ -170,16 +174,16 @@ fn transition(before: Option<Service>, after: Option<Service>, out: &mut Vec<Eve
             let same_nodes = b.nodes.len() == a.nodes.len()
                 && b.nodes.iter().zip(&a.nodes).all(|(x, y)| x.id == y.id);
             if b.version == a.version && same_nodes {
-                out.push(Event {
+                out.push(WatchEvent {
                     action: Action::Update,
                     service: a,
                 });
             } else {
-                out.push(Event {
+                out.push(WatchEvent {
                     action: Action::Delete,
                     service: b,
                 });
-                out.push(Event {
+                out.push(WatchEvent {
                     action: Action::Create,
                     service: a,
                 });
@@ -193,8 +197,8 @@ mod tests {
     use super::*;
     use micro_registry::Node;
 
-    fn svc(version: &str, node: &str) -> Service {
-        Service {
+    fn svc(version: &str, node: &str) -> ServiceRecord {
+        ServiceRecord {
             name: "s".into(),
             version: version.into(),
             nodes: vec![Node::new(node, "127.0.0.1:1")],
@@ -202,13 +206,13 @@ mod tests {
         }
     }
 
-    fn actions(b: Option<Service>, a: Option<Service>) -> Vec<Action> {
+    fn actions(b: Option<ServiceRecord>, a: Option<ServiceRecord>) -> Vec<Action> {
         let mut out = Vec::new();
         transition(b, a, &mut out);
         out.into_iter().map(|e| e.action).collect()
     }
 
-    fn rec(s: &Service) -> Option<Rec> {
+    fn rec(s: &ServiceRecord) -> Option<Rec> {
         Some(Rec::new(&serde_json::to_vec(s).unwrap(), s))
     }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{GetResponse, WatchOptions as EtcdWatchOptions};
-use micro_registry::{Error, Event, Result, Watcher};
+use micro_registry::{Error, Result, WatchEvent, Watcher};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -46,7 +46,7 @@ pub(crate) struct Spec {
 /// A watcher on an [`EtcdRegistry`](crate::EtcdRegistry).
 pub(crate) struct EtcdWatcher {
     /// Events travel boxed: a channel allocates room for 32 items up front.
-    rx: Option<mpsc::Receiver<Box<Event>>>,
+    rx: Option<mpsc::Receiver<Box<WatchEvent>>>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -84,7 +84,7 @@ impl Drop for EtcdWatcher {
 
 #[async_trait]
 impl Watcher for EtcdWatcher {
-    async fn next(&mut self) -> Result<Event> {
+    async fn next(&mut self) -> Result<WatchEvent> {
         let rx = self.rx.as_mut().ok_or(Error::WatcherStopped)?;
         match rx.recv().await {
             Some(ev) => Ok(*ev),
@@ -125,7 +125,7 @@ struct Follower {
     known: Known,
     /// The revision the reader has been given every change up to.
     revision: i64,
-    tx: mpsc::Sender<Box<Event>>,
+    tx: mpsc::Sender<Box<WatchEvent>>,
     stats: Arc<WatchStats>,
 }
 
@@ -220,7 +220,7 @@ impl Follower {
         Ok(revision)
     }
 
-    async fn send(&self, ev: Event) -> Result<(), Gone> {
+    async fn send(&self, ev: WatchEvent) -> Result<(), Gone> {
         self.tx.send(Box::new(ev)).await.map_err(|_| Gone)
     }
 
