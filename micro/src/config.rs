@@ -177,7 +177,7 @@ fn duration(key: &str, v: &str) -> Result<Duration, Error> {
 
 /// Parses Go's duration syntax (`300ms`, `1.5h`, `2h45m`, `10s`); a bare number is
 /// seconds. Negative durations are rejected.
-pub fn parse_go_duration(v: &str) -> Option<Duration> {
+pub(crate) fn parse_go_duration(v: &str) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<f64>() {
         // try_from: a value beyond what a Duration holds (`1e20`) is refused, not a panic

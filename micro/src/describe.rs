@@ -14,7 +14,7 @@
 //! use `deserialize_any`-driven forms such as untagged enums or `flatten`) get a root
 //! value with their name and no fields, never an error.
 //!
-//! ```
+//! ```text
 //! use micro::describe::describe;
 //! use serde::Deserialize;
 //!
@@ -48,7 +48,7 @@ const PUBLISHED_DEPTH: usize = 3;
 const HARD_LIMIT: usize = 32;
 
 /// The [`Value`] tree describing `T`.
-pub fn describe<T: DeserializeOwned>() -> Value {
+pub(crate) fn describe<T: DeserializeOwned>() -> Value {
     let mut shape = Shape::default();
     match T::deserialize(Tracer {
         shape: &mut shape,
@@ -467,5 +467,102 @@ impl<'de> VariantAccess<'de> for Variant {
             next: 0,
             depth: self.depth,
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::describe;
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        inner: Inner,
+        list: Vec<Inner>,
+        map: BTreeMap<String, i64>,
+        raw: serde_bytes_like::Raw,
+        choice: Choice,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        deep: Deeper,
+        flag: bool,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Deeper {
+        level3: String,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum Choice {
+        A,
+        B(u8),
+    }
+
+    mod serde_bytes_like {
+        /// A newtype over bytes, described by its own name.
+        #[derive(serde::Deserialize)]
+        pub(super) struct Raw(#[allow(dead_code)] pub(crate) Vec<u8>);
+    }
+
+    #[test]
+    fn descriptions_follow_go_micros_shape_and_depth() {
+        let v = describe::<Outer>();
+        assert_eq!((v.name.as_str(), v.type_name.as_str()), ("Outer", "Outer"));
+        let field = |name: &str| v.values.iter().find(|f| f.name == name).unwrap();
+        assert_eq!(field("inner").type_name, "Inner");
+        assert_eq!(field("list").type_name, "[]Inner");
+        assert_eq!(field("map").type_name, "map[string]int64");
+        assert_eq!(field("raw").type_name, "Raw");
+        assert_eq!(field("choice").type_name, "Choice");
+        // Three levels: Outer -> inner -> deep; deep's own fields are not published.
+        let inner = field("inner");
+        let deep = inner.values.iter().find(|f| f.name == "deep").unwrap();
+        assert_eq!(deep.type_name, "Deeper");
+        assert!(deep.values.is_empty());
+        assert_eq!(
+            inner
+                .values
+                .iter()
+                .find(|f| f.name == "flag")
+                .unwrap()
+                .type_name,
+            "bool"
+        );
+    }
+
+    #[test]
+    fn recursive_and_untraceable_types_still_get_a_description() {
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Tree {
+            children: Vec<Tree>,
+            parent: Option<Box<Tree>>,
+        }
+        let t = describe::<Tree>();
+        assert_eq!(t.type_name, "Tree");
+        assert_eq!(t.values[0].type_name, "[]Tree");
+
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        #[allow(dead_code)]
+        enum Either {
+            N(u32),
+            S(String),
+        }
+        let e = describe::<Either>();
+        assert_eq!((e.name.as_str(), e.values.len()), ("Either", 0));
+        assert_eq!(describe::<String>().type_name, "string");
+        assert_eq!(describe::<serde_json::Value>().type_name, "interface{}");
     }
 }

@@ -2,11 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
-
 use micro::RpcError;
 use micro::codec::{CodecError, Codecs, Proto};
-use micro::describe::describe;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -257,91 +254,4 @@ fn rpc_error_status_is_gos_status_text_for_every_code() {
         assert_eq!(e.status, "", "code {code}");
         assert!(!e.to_json().contains("status"), "code {code}");
     }
-}
-
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct Outer {
-    inner: Inner,
-    list: Vec<Inner>,
-    map: BTreeMap<String, i64>,
-    raw: serde_bytes_like::Raw,
-    choice: Choice,
-}
-
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct Inner {
-    deep: Deeper,
-    flag: bool,
-}
-
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct Deeper {
-    level3: String,
-}
-
-#[derive(Deserialize)]
-#[allow(dead_code)]
-enum Choice {
-    A,
-    B(u8),
-}
-
-mod serde_bytes_like {
-    /// A newtype over bytes, described by its own name.
-    #[derive(serde::Deserialize)]
-    pub(crate) struct Raw(#[allow(dead_code)] pub(crate) Vec<u8>);
-}
-
-#[test]
-fn descriptions_follow_go_micros_shape_and_depth() {
-    let v = describe::<Outer>();
-    assert_eq!((v.name.as_str(), v.type_name.as_str()), ("Outer", "Outer"));
-    let field = |name: &str| v.values.iter().find(|f| f.name == name).unwrap();
-    assert_eq!(field("inner").type_name, "Inner");
-    assert_eq!(field("list").type_name, "[]Inner");
-    assert_eq!(field("map").type_name, "map[string]int64");
-    assert_eq!(field("raw").type_name, "Raw");
-    assert_eq!(field("choice").type_name, "Choice");
-    // Three levels: Outer -> inner -> deep; deep's own fields are not published.
-    let inner = field("inner");
-    let deep = inner.values.iter().find(|f| f.name == "deep").unwrap();
-    assert_eq!(deep.type_name, "Deeper");
-    assert!(deep.values.is_empty());
-    assert_eq!(
-        inner
-            .values
-            .iter()
-            .find(|f| f.name == "flag")
-            .unwrap()
-            .type_name,
-        "bool"
-    );
-}
-
-#[test]
-fn recursive_and_untraceable_types_still_get_a_description() {
-    #[derive(Deserialize)]
-    #[allow(dead_code)]
-    struct Tree {
-        children: Vec<Tree>,
-        parent: Option<Box<Tree>>,
-    }
-    let t = describe::<Tree>();
-    assert_eq!(t.type_name, "Tree");
-    assert_eq!(t.values[0].type_name, "[]Tree");
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    #[allow(dead_code)]
-    enum Either {
-        N(u32),
-        S(String),
-    }
-    let e = describe::<Either>();
-    assert_eq!((e.name.as_str(), e.values.len()), ("Either", 0));
-    assert_eq!(describe::<String>().type_name, "string");
-    assert_eq!(describe::<serde_json::Value>().type_name, "interface{}");
 }

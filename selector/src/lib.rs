@@ -52,7 +52,7 @@ use micro_registry::{Cache, CacheOptions, Registry};
 pub use filter::Filter;
 pub use health::Penalty;
 pub use micro_registry::{NodeRef, Snapshot};
-pub use next::Next;
+pub use next::Candidates;
 pub use strategy::{Random, RoundRobin, Strategy};
 
 use health::Health;
@@ -122,7 +122,7 @@ impl SelectOptions {
 #[async_trait]
 pub trait Selector: Send + Sync + 'static {
     /// The candidate nodes of `service` for one call.
-    async fn select(&self, service: &str, opts: &SelectOptions) -> Result<Next, Error>;
+    async fn select(&self, service: &str, opts: &SelectOptions) -> Result<Candidates, Error>;
 
     /// Reports what happened at the transport level when a call used the node with
     /// id `node_id`.
@@ -231,7 +231,7 @@ impl RegistrySelectorBuilder {
 
 #[async_trait]
 impl Selector for RegistrySelector {
-    async fn select(&self, service: &str, opts: &SelectOptions) -> Result<Next, Error> {
+    async fn select(&self, service: &str, opts: &SelectOptions) -> Result<Candidates, Error> {
         let snapshot = self.cache.get(service).await.map_err(|e| match e {
             micro_registry::Error::NotFound => Error::NotFound,
             e => Error::Registry(e),
@@ -256,7 +256,7 @@ impl Selector for RegistrySelector {
             return Err(Error::NoneAvailable);
         }
         let start = self.strategy.start(service, count);
-        Ok(Next::new(snapshot, candidates, start, &self.health))
+        Ok(Candidates::new(snapshot, candidates, start, &self.health))
     }
 
     fn mark(&self, node_id: &str, outcome: Outcome) {

@@ -1,4 +1,4 @@
-//! [`Next`]: the nodes one selection may use, in the order to try them.
+//! [`Candidates`]: the nodes one selection may use, in the order to try them.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use crate::health::Health;
 ///
 /// Cheap to make: on the common path (no filter, nothing to avoid, no node
 /// penalised) it is a shared [`Snapshot`] and two integers.
-pub struct Next {
+pub struct Candidates {
     snapshot: Snapshot,
     order: Order,
     yielded: usize,
@@ -26,13 +26,13 @@ enum Order {
     List(Vec<u32>),
 }
 
-impl Next {
+impl Candidates {
     pub(crate) fn new(
         snapshot: Snapshot,
         candidates: Option<Vec<u32>>,
         start: usize,
         health: &Arc<Health>,
-    ) -> Next {
+    ) -> Candidates {
         let order = match candidates {
             None if !health.any() => Order::All { start },
             None => Order::List(rotate_healthy_first(
@@ -43,7 +43,7 @@ impl Next {
             )),
             Some(list) => Order::List(rotate_healthy_first(list, start, &snapshot, health)),
         };
-        Next {
+        Candidates {
             snapshot,
             order,
             yielded: 0,
@@ -85,9 +85,9 @@ impl Next {
     }
 }
 
-impl std::fmt::Debug for Next {
+impl std::fmt::Debug for Candidates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Next")
+        f.debug_struct("Candidates")
             .field("candidates", &self.len())
             .field("yielded", &self.yielded)
             .finish()

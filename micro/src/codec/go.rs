@@ -64,7 +64,7 @@ pub mod base64 {
     /// Reads a base64 string, `null` or an array of numbers.
     ///
     /// It asks the format for bytes (inside an option, for `null`), so that
-    /// [`describe`](crate::describe::describe) reports the field as Go's `[]byte`.
+    /// the endpoint descriptions the server registers report the field as Go's `[]byte`.
     /// Bytes the format hands over are the base64 text: this module is Go's JSON
     /// form of `[]byte`, whose only encoding is a base64 string.
     pub fn deserialize<'de, D, T>(d: D) -> Result<T, D::Error>

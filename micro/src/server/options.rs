@@ -266,11 +266,6 @@ impl ServerOptions {
         format!("{}-{}", self.name, self.id)
     }
 
-    /// The registry.
-    pub fn registry_ref(&self) -> &Arc<dyn Registry> {
-        &self.registry
-    }
-
     /// The service name.
     pub fn service_name(&self) -> &str {
         &self.name
