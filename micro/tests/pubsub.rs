@@ -183,16 +183,26 @@ async fn one_member_of_a_queue_group_gets_each_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_sharing_a_topic_each_run_once_per_event() {
     // go-micro TestSubscriberNoDuplicates: three subscribers of one service on one
-    // topic with queues A, B and C each run exactly once per message.
+    // topic each run exactly once per message. go-micro lets them name queues A, B
+    // and C and silently uses A for all three; here they must share the queue.
     let registry: Arc<dyn Registry> = Arc::new(MemoryRegistry::new());
     let seen: Seen = Arc::default();
+    let mixed = Service::builder("mixed")
+        .registry(registry.clone())
+        .subscribe(recorder("topic", "A", &seen).queue("A"))
+        .subscribe(recorder("topic", "B", &seen).queue("B"))
+        .build();
+    match mixed {
+        Err(micro::Error::Config(why)) => assert!(why.contains("different queues"), "{why}"),
+        _ => panic!("subscribers of one topic in different queues were accepted"),
+    }
     let svc = service(
         "multi",
         &registry,
         vec![
-            recorder("topic", "A", &seen).queue("A"),
-            recorder("topic", "B", &seen).queue("B"),
-            recorder("topic", "C", &seen).queue("C"),
+            recorder("topic", "A", &seen).queue("Q"),
+            recorder("topic", "B", &seen).queue("Q"),
+            recorder("topic", "C", &seen).queue("Q"),
             recorder("other", "O", &seen),
         ],
     );
@@ -387,4 +397,107 @@ async fn a_panicking_subscriber_over_the_rpc_transport_is_a_500_and_the_connecti
         }
     }
     micro::server::Server::stop(&server).await.unwrap();
+}
+
+/// A handler whose subscriber methods are declared like its endpoints.
+#[derive(Default)]
+struct Orders {
+    /// The ids of the events seen (with their metadata).
+    created: Mutex<Vec<String>>,
+}
+
+impl Orders {
+    async fn count(&self, _: Context, _: Event) -> Result<Event, RpcError> {
+        Ok(event(self.created.lock().len()))
+    }
+
+    async fn on_created(&self, ctx: Context, ev: Event) -> Result<(), RpcError> {
+        if ctx.get("X-Origin") != Some("shop") {
+            return Err(RpcError::bad_request(
+                "orders",
+                "the event's metadata is missing",
+            ));
+        }
+        self.created.lock().push(ev.id);
+        Ok(())
+    }
+}
+
+impl micro::server::Handler for Orders {
+    const NAME: &'static str = "Orders";
+    fn routes(r: &mut micro::server::Routes<Self>) {
+        r.unary("Count", Self::count).subscribe_queue(
+            "Created",
+            "orders.created",
+            "billing",
+            Self::on_created,
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_methods_are_declared_with_the_handler_and_share_its_state() {
+    let registry: Arc<dyn Registry> = Arc::new(MemoryRegistry::new());
+    let broker = HttpBroker::with_options(
+        HttpBrokerOptions::new()
+            .registry(registry.clone())
+            .address("127.0.0.1:0".to_owned()),
+    );
+    let svc = Service::builder("orders")
+        .registry(registry.clone())
+        .broker(Arc::new(broker))
+        .address("127.0.0.1:0")
+        .drain_linger(Duration::from_millis(10))
+        .handle(Orders::default())
+        .build()
+        .unwrap();
+    svc.start().await.unwrap();
+    let publisher = service("pub-orders", &registry, vec![]);
+    for i in 0..3 {
+        publisher
+            .client()
+            .message("orders.created")
+            .metadata("X-Origin", "shop")
+            .publish(&event(i))
+            .await
+            .unwrap();
+    }
+    let counted = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let n: Event = publisher
+                .client()
+                .request("orders", "Orders.Count")
+                .call(&event(0))
+                .await
+                .unwrap();
+            if n.id == "e3" || tokio::time::Instant::now() > deadline {
+                return n.id;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    assert_eq!(
+        counted.await,
+        "e3",
+        "the unary method sees what the subscriber stored"
+    );
+
+    let services = registry.get_service("orders").await.unwrap();
+    let ep = services[0]
+        .endpoints
+        .iter()
+        .find(|e| e.name == "Orders.Created")
+        .expect("the subscriber method is registered as Orders.Created");
+    assert_eq!(
+        ep.metadata.get("topic").map(String::as_str),
+        Some("orders.created")
+    );
+    assert_eq!(
+        ep.metadata.get("subscriber").map(String::as_str),
+        Some("true")
+    );
+    assert!(ep.response.is_none());
+    svc.stop().await.unwrap();
+    publisher.stop().await.unwrap();
 }

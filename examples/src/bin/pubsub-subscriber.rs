@@ -16,8 +16,38 @@
 use std::io::Write;
 
 use examples::{EVENTS_TOPIC, ExampleEvent, init_logging};
-use micro::server::Subscriber;
+use micro::server::{Handler, Routes};
 use micro::{Context, RpcError, Service};
+
+/// Prints each event as a JSON line.
+struct Printer {
+    queue: Option<String>,
+}
+
+impl Printer {
+    async fn print(&self, ctx: Context, ev: ExampleEvent) -> Result<(), RpcError> {
+        let line = serde_json::json!({
+            "topic": ctx.topic(),
+            "id": ev.id,
+            "timestamp": ev.timestamp,
+            "message": ev.message,
+        });
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")
+            .and_then(|_| out.flush())
+            .map_err(|e| RpcError::internal("pubsub-subscriber", e.to_string()))
+    }
+}
+
+impl Handler for Printer {
+    const NAME: &'static str = "Printer";
+    fn routes(r: &mut Routes<Self>) {
+        match r.handler().queue.clone() {
+            Some(q) => r.subscribe_queue("Print", EVENTS_TOPIC, &q, Self::print),
+            None => r.subscribe("Print", EVENTS_TOPIC, Self::print),
+        };
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,24 +60,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
-    let mut sub = Subscriber::new(EVENTS_TOPIC, |ctx: Context, ev: ExampleEvent| async move {
-        let line = serde_json::json!({
-            "topic": ctx.topic(),
-            "id": ev.id,
-            "timestamp": ev.timestamp,
-            "message": ev.message,
-        });
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}")
-            .and_then(|_| out.flush())
-            .map_err(|e| RpcError::internal("pubsub-subscriber", e.to_string()))
-    });
-    if let Some(q) = queue {
-        sub = sub.queue(q);
-    }
     let service = Service::builder("pubsub-subscriber")
         .from_env()?
-        .subscribe(sub)
+        .handle(Printer { queue })
         .build()?;
     service.start().await?;
     println!("READY {}", service.server().node_id());

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::method::{Method2, Method3};
 use super::stream::{Sink, StreamIo, Streaming};
+use super::subscriber::Subscriber;
 use crate::codec::CodecRef;
 use crate::describe::describe;
 use crate::{Context, RpcError};
@@ -29,7 +30,9 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Payload for T {}
 /// Methods are `async fn`s taking `&self`, the call's [`Context`] and typed
 /// messages, and returning `Result<_, RpcError>`; [`Handler::routes`] lists them.
 /// Shared state is the handler's own fields (the server holds the handler in an
-/// `Arc`, so many calls run at once). Four kinds exist,
+/// `Arc`, so many calls run at once). Subscriber methods are declared the same
+/// way, with [`Routes::subscribe`] (or a closure, with
+/// [`Subscriber::new`](super::Subscriber::new)). Four kinds exist,
 /// as in go-micro's service template: unary, client stream, server stream and
 /// bidirectional stream.
 ///
@@ -92,6 +95,7 @@ pub(crate) struct Route {
 pub struct Routes<S> {
     handler: Arc<S>,
     routes: Vec<Route>,
+    subscribers: Vec<Subscriber>,
     /// Mistakes in the declarations, reported when the handler is added.
     problems: Vec<String>,
 }
@@ -259,6 +263,70 @@ impl<S: Handler> Routes<S> {
         self
     }
 
+    /// A subscriber method: `async fn method(&self, ctx, event) -> Result<(), RpcError>`
+    /// runs for each event of `topic` (the event's metadata is in the context).
+    /// Registered as go-micro registers a subscriber struct's methods: endpoint
+    /// `<NAME>.<method>` with the event's shape and `{"subscriber": "true",
+    /// "topic": topic}`.
+    pub fn subscribe<T, F>(&mut self, method: &str, topic: &str, f: F) -> &mut Self
+    where
+        T: Payload,
+        F: for<'a> Method2<'a, S, Context, T, Result<(), RpcError>> + Send + Sync + 'static,
+    {
+        self.subscribe_in(method, topic, None, f)
+    }
+
+    /// A subscriber method in queue group `queue`: of all subscribers in the group
+    /// (across processes) one gets each event.
+    pub fn subscribe_queue<T, F>(
+        &mut self,
+        method: &str,
+        topic: &str,
+        queue: &str,
+        f: F,
+    ) -> &mut Self
+    where
+        T: Payload,
+        F: for<'a> Method2<'a, S, Context, T, Result<(), RpcError>> + Send + Sync + 'static,
+    {
+        self.subscribe_in(method, topic, Some(queue), f)
+    }
+
+    fn subscribe_in<T, F>(
+        &mut self,
+        method: &str,
+        topic: &str,
+        queue: Option<&str>,
+        f: F,
+    ) -> &mut Self
+    where
+        T: Payload,
+        F: for<'a> Method2<'a, S, Context, T, Result<(), RpcError>> + Send + Sync + 'static,
+    {
+        let name = endpoint_name::<S>(method);
+        if self.subscribers.iter().any(|s| s.endpoint.name == name) {
+            self.problems
+                .push(format!("subscriber {name} is declared twice"));
+        }
+        let (handler, f) = (self.handler.clone(), Arc::new(f));
+        let mut sub = Subscriber::new(topic, move |ctx: Context, event: T| {
+            let (handler, f) = (handler.clone(), f.clone());
+            async move { f(&*handler, ctx, event).await }
+        })
+        .name(name);
+        if let Some(q) = queue {
+            sub = sub.queue(q);
+        }
+        self.subscribers.push(sub);
+        self
+    }
+
+    /// The handler being declared, for routes that depend on its configuration
+    /// (a queue name read from the environment, say).
+    pub fn handler(&self) -> &S {
+        &self.handler
+    }
+
     /// Records a second declaration of `method` as an error.
     fn check_new(&mut self, method: &str) {
         let name = endpoint_name::<S>(method);
@@ -273,6 +341,8 @@ impl<S: Handler> Routes<S> {
 pub struct HandlerSet {
     pub(crate) name: String,
     pub(crate) routes: Vec<Route>,
+    /// Its subscriber methods.
+    pub(crate) subscribers: Vec<Subscriber>,
     /// Mistakes in its routes (duplicate endpoints, metadata for unknown ones).
     pub(crate) problems: Vec<String>,
 }
@@ -288,6 +358,7 @@ impl HandlerSet {
         let mut declared = Routes {
             handler,
             routes: Vec::new(),
+            subscribers: Vec::new(),
             problems: Vec::new(),
         };
         S::routes(&mut declared);
@@ -296,6 +367,7 @@ impl HandlerSet {
         HandlerSet {
             name: S::NAME.to_owned(),
             routes,
+            subscribers: declared.subscribers,
             problems: declared.problems,
         }
     }

@@ -296,13 +296,20 @@ impl Server for RpcServer {
                 handler.name
             )));
         }
+        let mut subscribers = self.inner.subscribers.lock();
+        for s in &handler.subscribers {
+            check_queue(&subscribers, s)?;
+        }
+        subscribers.extend(handler.subscribers.iter().cloned());
         handlers.push(handler);
         Ok(())
     }
 
     fn subscribe(&self, subscriber: Subscriber) -> Result<(), Error> {
         self.check_not_started("subscribers")?;
-        self.inner.subscribers.lock().push(subscriber);
+        let mut subscribers = self.inner.subscribers.lock();
+        check_queue(&subscribers, &subscriber)?;
+        subscribers.push(subscriber);
         Ok(())
     }
 
@@ -585,5 +592,21 @@ async fn accept_loop(
                 _ = conn::serve(socket, dispatch, shutdown, conn_tasks, force.clone()) => {}
             }
         });
+    }
+}
+
+/// One broker subscription serves every subscriber of a topic, in one queue:
+/// subscribers of a topic in different queues would silently share the first's.
+fn check_queue(existing: &[Subscriber], new: &Subscriber) -> Result<(), Error> {
+    match existing
+        .iter()
+        .find(|s| s.topic == new.topic && s.queue != new.queue)
+    {
+        Some(other) => Err(Error::Config(format!(
+            "subscribers of topic {:?} in different queues ({:?} and {:?}): one broker \
+             subscription serves a topic's subscribers, so they must share its queue",
+            new.topic, other.queue, new.queue
+        ))),
+        None => Ok(()),
     }
 }

@@ -4,10 +4,12 @@
 //! go-micro registers it: named `Func` (or the name given), the request shape of
 //! the event type, no response, metadata `{"subscriber": "true", "topic": <topic>}`.
 //! When the server starts it subscribes through its broker: **one broker
-//! subscription per topic**, shared by every subscriber of that topic (with the
-//! queue of the first one), and each event is handed to every subscriber of the
-//! topic, as go-micro v5 does (a broker subscription per subscriber would deliver
-//! each event once per queue to all of them). Events that arrive over the RPC
+//! subscription per topic**, shared by every subscriber of that topic, and each
+//! event is handed to every subscriber of the topic, as go-micro v5 does (a broker
+//! subscription per subscriber would deliver each event once per queue to all of
+//! them). Subscribers of one topic must therefore name the same queue (or none):
+//! go-micro silently uses the first one's; here adding one in another queue is an
+//! error. Events that arrive over the RPC
 //! transport (`Micro-Topic` header) are dispatched the same way.
 //!
 //! Events are decoded by their `Content-Type` header; an event without one is read
