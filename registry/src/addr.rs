@@ -22,12 +22,12 @@ use std::net::{IpAddr, Ipv4Addr};
 /// assert!(!advertise_address("0.0.0.0:8080", None).starts_with("0.0.0.0"));
 /// ```
 pub fn advertise_address(bound: &str, advertise: Option<&str>) -> String {
-    let (_, bound_port) = split_host_port(bound);
+    let (_, bound_port) = host_and_port(bound);
     let addr = advertise
         .map(str::trim)
         .filter(|a| !a.is_empty())
         .unwrap_or(bound);
-    let (host, port) = split_host_port(addr);
+    let (host, port) = host_and_port(addr);
     let port = port.or(bound_port);
     let unspecified = host.is_empty() || host == "0.0.0.0" || host == "::";
     let host = if unspecified {
@@ -41,30 +41,16 @@ pub fn advertise_address(bound: &str, advertise: Option<&str>) -> String {
     }
 }
 
-/// `host:port`, with brackets around an IPv6 host.
-pub fn join_host_port(host: &str, port: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
+pub use micro_util::addr::join_host_port;
 
-/// Splits `host:port` (`[v6]:port`, `:port`, a bare host or IPv6 address).
-fn split_host_port(addr: &str) -> (&str, Option<&str>) {
-    if let Some(rest) = addr.strip_prefix('[') {
-        return match rest.split_once("]:") {
-            Some((h, p)) => (h, Some(p)),
-            None => (rest.trim_end_matches(']'), None),
-        };
-    }
-    match addr.rsplit_once(':') {
-        Some((h, p))
-            if !h.contains(':') && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            (h, Some(p))
-        }
-        _ => (addr, None),
+/// The host and numeric port of `addr`; an address whose port is not a number is
+/// all host.
+fn host_and_port(addr: &str) -> (&str, Option<&str>) {
+    let hp = micro_util::addr::HostPort::parse(addr);
+    match hp.port {
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => (hp.host, Some(p)),
+        Some(_) => (addr, None),
+        None => (hp.host, None),
     }
 }
 

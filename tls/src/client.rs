@@ -130,14 +130,7 @@ impl ClientTls {
 
 /// The host part of `host:port`, `[v6]:port`, or a bare host.
 fn host_of(addr: &str) -> &str {
-    if let Some(rest) = addr.strip_prefix('[') {
-        return rest.split_once(']').map_or(rest, |(h, _)| h);
-    }
-    match addr.rsplit_once(':') {
-        Some((host, _)) if !host.contains(':') => host,
-        Some(_) => addr, // a bare IPv6 address
-        None => addr,
-    }
+    micro_util::addr::HostPort::parse(addr).host
 }
 
 /// Verifies against the system's trusted roots, loaded at the first handshake

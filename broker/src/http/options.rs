@@ -254,11 +254,7 @@ impl HttpBrokerOptions {
 
     /// The pause before retry number `attempt` (1-based), jittered.
     pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let full = self
-            .retry_backoff
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-            .min(self.retry_max_backoff);
-        full.mul_f64(0.5 + fastrand::f64() * 0.5)
+        micro_util::Backoff::new(self.retry_backoff, self.retry_max_backoff).delay(attempt)
     }
 }
 

@@ -312,13 +312,9 @@ pub(crate) fn parse_address(address: &str, secure: bool) -> Result<Url, Error> {
 
 /// Whether an authority (`host:port`, `[v6]:port`, `host`) names a port.
 fn has_port(authority: &str) -> bool {
-    let after_host = match authority.rfind(']') {
-        Some(i) => &authority[i + 1..],
-        None => authority,
-    };
-    after_host
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    micro_util::addr::HostPort::parse(authority)
+        .port
+        .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]

@@ -125,17 +125,10 @@ fn consul_meta(id: &str, md: &micro_registry::MetadataMap) -> BTreeMap<String, S
 /// Go's `net.SplitHostPort` as go-micro uses it: the whole address is the host when
 /// it cannot be split or the host part is empty; an unreadable port is 0.
 pub(crate) fn split_host_port(addr: &str) -> (String, u16) {
-    let split = if let Some(rest) = addr.strip_prefix('[') {
-        rest.split_once("]:")
-    } else {
-        match addr.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => Some((h, p)),
-            _ => None,
-        }
-    };
-    match split {
-        Some((host, port)) => {
-            let host = if host.is_empty() { addr } else { host };
+    let hp = micro_util::addr::HostPort::parse(addr);
+    match hp.port {
+        Some(port) => {
+            let host = if hp.host.is_empty() { addr } else { hp.host };
             (host.to_owned(), port.parse().unwrap_or(0))
         }
         None => (addr.to_owned(), 0),
@@ -145,16 +138,14 @@ pub(crate) fn split_host_port(addr: &str) -> (String, u16) {
 /// go-micro's `HostPort`: IPv6 hosts in brackets; with port 0 a host that is not
 /// an IP address stands alone (a queue name).
 pub(crate) fn join_host_port(host: &str, port: u16) -> String {
-    let bracketed = host.contains(':');
-    let shown = if bracketed {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    };
-    if port == 0 && (bracketed || host.parse::<std::net::IpAddr>().is_err()) {
-        return shown;
+    if port == 0 && (host.contains(':') || host.parse::<std::net::IpAddr>().is_err()) {
+        return if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
     }
-    format!("{shown}:{port}")
+    micro_util::addr::join_host_port(host, port)
 }
 
 /// A duration in Go's `time.Duration.String` format (`1m35s`, `500ms`, `1h0m0s`),

@@ -124,10 +124,8 @@ async fn pause(rx: &mut watch::Receiver<Lease>, d: Duration) -> Result<(), ()> {
 /// so a lease that survived an outage is renewed before it runs out.
 fn backoff(failures: u32, lease: Lease) -> Duration {
     let cap = renew_period(lease).min(MAX_RETRY);
-    let base = MIN_PERIOD
-        .saturating_mul(1 << failures.saturating_sub(1).min(6))
-        .min(cap);
-    base.mul_f64(0.5 + fastrand::f64() / 2.0)
+    micro_util::Backoff::new(MIN_PERIOD, cap)
+        .delay(failures)
         .max(MIN_PERIOD / 2)
 }
 

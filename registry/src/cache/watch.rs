@@ -9,7 +9,9 @@ use super::Inner;
 use crate::{Error, Registry, WatchOptions};
 
 /// Longest pause between two attempts to (re)start a failed watch.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// The pause before re-establishing a failed watch: 100 ms doubling to 10 s.
+const WATCH_BACKOFF: micro_util::Backoff =
+    micro_util::Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
 
 /// Watches `name` until the cache goes away, restarting the watch after failures
 /// with jittered exponential backoff (100 ms doubling up to 10 s). Each time a watch
@@ -66,9 +68,7 @@ pub(super) async fn run(cache: Weak<Inner>, registry: Arc<dyn Registry>, name: S
             return;
         }
         failures = failures.saturating_add(1);
-        let backoff = Duration::from_millis(100)
-            .saturating_mul(1 << failures.min(7))
-            .min(MAX_BACKOFF);
+        let backoff = WATCH_BACKOFF.delay(failures);
         tokio::time::sleep(backoff).await;
     }
 }

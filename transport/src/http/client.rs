@@ -148,28 +148,9 @@ fn dial_target(addr: &str) -> Result<String> {
         addr: addr.to_owned(),
         reason,
     };
-    let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
-        let (host, rest) = rest
-            .split_once(']')
-            .ok_or_else(|| invalid("unclosed bracket"))?;
-        (
-            host,
-            rest.strip_prefix(':')
-                .ok_or_else(|| invalid("missing port"))?,
-        )
-    } else {
-        let (host, port) = addr
-            .rsplit_once(':')
-            .ok_or_else(|| invalid("missing port"))?;
-        if host.contains(':') {
-            return Err(invalid("an IPv6 host must be in brackets"));
-        }
-        (host, port)
-    };
-    if port.parse::<u16>().is_err() {
-        return Err(invalid("invalid port"));
-    }
-    Ok(if host.is_empty() {
+    let hp = micro_util::addr::HostPort::parse_strict(addr).map_err(|e| invalid(e.reason))?;
+    let port = hp.port_number().ok_or_else(|| invalid("invalid port"))?;
+    Ok(if hp.host.is_empty() {
         format!("127.0.0.1:{port}")
     } else {
         addr.to_owned()

@@ -13,8 +13,10 @@ use super::server::ServerSocket;
 use crate::{Error, Listener, Result, Socket};
 
 /// First pause after an accept failure for lack of resources; doubles up to the max.
-const BACKOFF_START: Duration = Duration::from_millis(5);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// The pause after accept failures that wait for resources (file descriptors,
+/// memory): 5 ms doubling to 1 s.
+const ACCEPT_BACKOFF: micro_util::Backoff =
+    micro_util::Backoff::new(Duration::from_millis(5), Duration::from_secs(1));
 
 /// The answer to a connection over the limit: it is closed right after.
 const OVER_LIMIT: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 33\r\nConnection: close\r\n\r\ntoo many connections to this node";
@@ -151,13 +153,13 @@ impl HttpListener {
             .limits
             .header_read_timeout
             .unwrap_or(Duration::from_secs(10));
-        let mut backoff = BACKOFF_START;
+        let mut failures: u32 = 0;
         loop {
             tokio::select! {
                 accepted = self.inner.accept(), if handshakes.len() < MAX_HANDSHAKES => {
                     match accepted {
                         Ok((stream, peer)) => {
-                            backoff = BACKOFF_START;
+                            failures = 0;
                             let Some(slot) = self.slot() else {
                                 // Over the limit: closed before the handshake.
                                 tracing::debug!(%peer, limit = self.opts.limits.max_connections, "connection limit reached; closing");
@@ -165,7 +167,7 @@ impl HttpListener {
                             };
                             handshakes.spawn(super::tls::accept(stream, tls.config.clone(), self.opts, timeout, slot));
                         }
-                        Err(e) => self.accept_failed(e, &mut backoff).await?,
+                        Err(e) => self.accept_failed(e, &mut failures).await?,
                     }
                 }
                 Some(done) = handshakes.join_next(), if !handshakes.is_empty() => match done {
@@ -186,7 +188,7 @@ impl HttpListener {
 
     /// Handles an accept failure: `Err` when the listener itself failed, else a
     /// pause when resources ran out.
-    async fn accept_failed(&self, e: io::Error, backoff: &mut Duration) -> Result<()> {
+    async fn accept_failed(&self, e: io::Error, failures: &mut u32) -> Result<()> {
         if is_per_connection(&e) {
             tracing::debug!(error = %e, "accept failed for one connection");
             return Ok(());
@@ -196,41 +198,26 @@ impl HttpListener {
             return Err(Error::Io(e));
         }
         // EMFILE, ENFILE, ENOBUFS, ENOMEM: wait for resources to come free
+        *failures = failures.saturating_add(1);
+        let pause = ACCEPT_BACKOFF.delay(*failures);
         tracing::warn!(
             addr = %self.addr,
             error = %e,
-            retry_in = ?*backoff,
+            retry_in = ?pause,
             "accept failed, retrying"
         );
-        tokio::time::sleep(*backoff).await;
-        *backoff = (*backoff * 2).min(BACKOFF_MAX);
+        tokio::time::sleep(pause).await;
         Ok(())
     }
 }
 
 /// Splits `host:port`, `[v6]:port` or `:port`; the port part may be a range.
 fn split_host_port(addr: &str) -> Result<(&str, &str)> {
-    let invalid = |reason| Error::InvalidAddress {
+    let hp = micro_util::addr::HostPort::parse_strict(addr).map_err(|e| Error::InvalidAddress {
         addr: addr.to_owned(),
-        reason,
-    };
-    if let Some(rest) = addr.strip_prefix('[') {
-        let (host, rest) = rest
-            .split_once(']')
-            .ok_or_else(|| invalid("unclosed bracket"))?;
-        let ports = rest
-            .strip_prefix(':')
-            .ok_or_else(|| invalid("missing port"))?;
-        Ok((host, ports))
-    } else {
-        let (host, ports) = addr
-            .rsplit_once(':')
-            .ok_or_else(|| invalid("missing port"))?;
-        if host.contains(':') {
-            return Err(invalid("an IPv6 host must be in brackets"));
-        }
-        Ok((host, ports))
-    }
+        reason: e.reason,
+    })?;
+    Ok((hp.host, hp.port.unwrap_or_default()))
 }
 
 /// Accept failures that concern one connection only (it was reset or aborted before
@@ -279,7 +266,7 @@ impl Listener for HttpListener {
         if let Some(tls) = &self.tls {
             return self.accept_tls(tls).await;
         }
-        let mut backoff = BACKOFF_START;
+        let mut failures: u32 = 0;
         loop {
             match self.inner.accept().await {
                 Ok((stream, peer)) => {
@@ -298,7 +285,7 @@ impl Listener for HttpListener {
                         }
                     }
                 }
-                Err(e) => self.accept_failed(e, &mut backoff).await?,
+                Err(e) => self.accept_failed(e, &mut failures).await?,
             }
         }
     }

@@ -92,9 +92,7 @@ impl Blocking {
     /// The pause before retrying: 100 ms doubling per failure up to 10 s, with
     /// jitter (between half and all of it).
     fn backoff(&self) -> Duration {
-        let exp = self.failures.saturating_sub(1).min(16);
-        let full = BACKOFF_START.saturating_mul(1 << exp).min(BACKOFF_MAX);
-        full.mul_f64(0.5 + fastrand::f64() * 0.5)
+        micro_util::Backoff::new(BACKOFF_START, BACKOFF_MAX).delay(self.failures)
     }
 }
 
