@@ -51,7 +51,10 @@ async fn scenario(mut backend: Backend) {
             let seen = client
                 .wait_nodes("helloworld", Duration::from_secs(15), |n| n.contains(&id))
                 .await;
-            assert!(seen.is_some(), "{name}: round {round}: the client never saw {id}");
+            assert!(
+                seen.is_some(),
+                "{name}: round {round}: the client never saw {id}"
+            );
             let mut old = std::mem::replace(&mut nodes[slot], new);
             let status = old.terminate().await;
             assert!(

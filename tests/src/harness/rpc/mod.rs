@@ -250,6 +250,11 @@ impl HelloServer {
         &self.node_id
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.pid()
+    }
+
     /// The address it registered.
     pub fn address(&self) -> &str {
         &self.address
