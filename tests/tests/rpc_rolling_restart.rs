@@ -45,7 +45,7 @@ async fn scenario(mut backend: Backend) {
     let began = Instant::now();
     let mut restarts = 0;
     for round in 0..ROUNDS {
-        for slot in 0..NODES {
+        for node in &mut nodes {
             let new = HelloServer::start(SERVER, &backend, timing).await;
             let id = new.node_id().to_owned();
             let seen = client
@@ -55,7 +55,7 @@ async fn scenario(mut backend: Backend) {
                 seen.is_some(),
                 "{name}: round {round}: the client never saw {id}"
             );
-            let mut old = std::mem::replace(&mut nodes[slot], new);
+            let mut old = std::mem::replace(node, new);
             let status = old.terminate().await;
             assert!(
                 status.is_some_and(|s| s.success()),
