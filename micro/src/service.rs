@@ -429,7 +429,7 @@ impl ServiceBuilder {
     }
 
     /// Whether a panicking handler or subscriber answers a 500 instead of dropping
-    /// the call ([`RecoverLayer`](crate::middleware::RecoverLayer), outermost).
+    /// the call (see [`ServerOptions::recover`](crate::server::ServerOptions::recover)).
     /// Default: on.
     pub fn recover(mut self, on: bool) -> Self {
         self.server_opts = self.server_opts.recover(on);

@@ -17,7 +17,8 @@
 //! refusal, which the client tries on another node).
 //!
 //! Built in, each shaped like tower's (layer, service, future): [`RecoverLayer`]
-//! (panics become 500s; on by default on the server), [`EndpointTimeoutLayer`],
+//! (panics become 500s; the server has the same recovery built in below its
+//! layers, on by default), [`EndpointTimeoutLayer`],
 //! [`RateLimitLayer`] and [`BreakerLayer`]. tower's own cover the rest:
 //! `tower::limit::ConcurrencyLimitLayer` with `tower::load_shed::LoadShedLayer` in
 //! front of it sheds load with 503s instead of queueing.
@@ -49,6 +50,7 @@ mod timeout;
 pub use breaker::{BREAKER_ID, Breaker, BreakerFuture, BreakerLayer};
 pub use from_fn::{FromFn, FromFnLayer, Next, from_fn};
 pub use rate_limit::{RATE_LIMIT_ID, RateLimit, RateLimitFuture, RateLimitLayer};
+pub(crate) use recover::panicked;
 pub use recover::{Recover, RecoverFuture, RecoverLayer};
 pub use timeout::{EndpointTimeout, EndpointTimeoutLayer, TimeoutFuture};
 

@@ -85,12 +85,14 @@ pin_project_lite::pin_project! {
     }
 }
 
-fn panicked(what: String) -> BoxError {
+fn panicked_boxed(what: String) -> BoxError {
+    Box::new(panicked(what))
+}
+
+/// The error a panic answers: logged, and a 500 naming it.
+pub(crate) fn panicked(what: String) -> RpcError {
     tracing::error!(panic = %what, "handler panicked");
-    Box::new(RpcError::internal(
-        SERVER_ID,
-        format!("handler panicked: {what}"),
-    ))
+    RpcError::internal(SERVER_ID, format!("handler panicked: {what}"))
 }
 
 impl<F, T, E> Future for RecoverFuture<F>
@@ -105,9 +107,11 @@ where
             StateProj::Running { fut } => match fut.poll(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(Ok(r)) => Poll::Ready(r.map_err(Into::into)),
-                Poll::Ready(Err(p)) => Poll::Ready(Err(panicked(crate::server::panic_text(&*p)))),
+                Poll::Ready(Err(p)) => {
+                    Poll::Ready(Err(panicked_boxed(crate::server::panic_text(&*p))))
+                }
             },
-            StateProj::Panicked { message } => Poll::Ready(Err(panicked(
+            StateProj::Panicked { message } => Poll::Ready(Err(panicked_boxed(
                 message.take().unwrap_or_else(|| "unknown panic".into()),
             ))),
         }

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::handler::{EndpointFn, Route};
 use super::request::{ServerKind, ServerRequest, Work};
-use super::stack::{self, BoxServerService};
+use super::stack::Stack;
 use super::stream::{Outbound, StreamIo};
 use crate::codec::Codecs;
 use crate::wire::{self, MICRO_ERROR, MICRO_STREAM, SERVER_ID};
@@ -38,7 +38,7 @@ pub(crate) struct Dispatch {
     /// Streams running on the whole server.
     pub(crate) open_streams: Arc<AtomicUsize>,
     /// The layers around handlers and subscribers (`None`: none).
-    pub(crate) stack: Option<BoxServerService>,
+    pub(crate) stack: Stack,
 }
 
 /// One running stream, counted against the server's limit until it is dropped.
@@ -226,7 +226,7 @@ impl Dispatch {
                     body,
                     work: Work::Unary(f.clone(), codec),
                 };
-                match stack::run(self.stack.as_ref(), req).await {
+                match self.stack.run(req).await {
                     Ok(rsp) => {
                         let mut header = reply;
                         if !rsp.body.is_empty() {
@@ -298,7 +298,7 @@ impl Dispatch {
                     tokio::select! {
                         _ = force.cancelled() => {}
                         _ = async {
-                            let res = stack::run(stack.as_ref(), req).await.map(|_| ());
+                            let res = stack.run(req).await.map(|_| ());
                             out.finish(&res).await;
                         } => {}
                     }
@@ -352,7 +352,7 @@ impl Dispatch {
                     body: msg.body,
                     work: Work::Event(sink.clone(), topic),
                 };
-                stack::run(self.stack.as_ref(), req).await.map(|_| ())
+                self.stack.run(req).await.map(|_| ())
             }
             None => Err(RpcError::not_found(
                 SERVER_ID,
@@ -394,7 +394,7 @@ impl Dispatch {
             body: msg.body,
             work: Work::Event(sink.clone(), topic.to_owned()),
         };
-        stack::run(self.stack.as_ref(), req).await.map(|_| ())
+        self.stack.run(req).await.map(|_| ())
     }
 }
 

@@ -272,7 +272,7 @@ impl RpcServer {
             max_streams_per_connection: self.inner.opts.max_streams_per_connection,
             max_streams: self.inner.opts.max_streams,
             open_streams: Arc::default(),
-            stack: stack::stack(&self.inner.opts.stack_layers()),
+            stack: stack::Stack::new(&self.inner.opts.layers, self.inner.opts.recover),
         };
         (dispatch, endpoints)
     }

@@ -242,23 +242,14 @@ impl ServerOptions {
     }
 
     /// Whether a panic in a handler or subscriber becomes a 500 for its caller
-    /// ([`RecoverLayer`](crate::middleware::RecoverLayer), right above the
-    /// handlers). Default: on. Off, a panic ends the connection it happened on
-    /// (the server goes on); with no layer either, calls skip the stack entirely.
+    /// (caught right above the handlers, below every layer, so layers see the
+    /// 500; it is built in, not a boxed layer, and costs a `catch_unwind`).
+    /// Default: on. Off, a panic ends the connection it happened on (the server
+    /// goes on). [`RecoverLayer`](crate::middleware::RecoverLayer) does the same
+    /// at any other position of a stack.
     pub fn recover(mut self, on: bool) -> Self {
         self.recover = on;
         self
-    }
-
-    /// The layers of the stack, outermost first, the default ones included.
-    pub(crate) fn stack_layers(&self) -> Vec<StoredServerLayer> {
-        let mut layers = self.layers.clone();
-        if self.recover {
-            layers.push(StoredServerLayer::new(
-                crate::middleware::RecoverLayer::new(),
-            ));
-        }
-        layers
     }
 
     /// The node id this server registers: `<name>-<id>`.

@@ -1,7 +1,10 @@
 //! The server's tower stack: layers stored until the server starts, and put
 //! together around the handlers and subscribers.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+
+use futures_util::FutureExt;
 
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, Service, ServiceExt};
@@ -58,27 +61,44 @@ pub fn rpc_error_from_layer(e: BoxError) -> RpcError {
     RpcError::internal(SERVER_ID, crate::error::chain("", &*e))
 }
 
-/// The bottom of every stack: runs the handler or the subscribers.
-pub(crate) fn bottom() -> BoxServerService {
-    BoxCloneSyncService::new(tower::service_fn(|req: ServerRequest| req.run()))
-}
-
-/// The handlers wrapped in `layers`, the first outermost; `None` when there are
-/// none, so that an empty stack costs nothing.
-pub(crate) fn stack(layers: &[StoredServerLayer]) -> Option<BoxServerService> {
-    if layers.is_empty() {
-        return None;
+/// The handlers (or subscribers) run for one request, with panics turned into 500s
+/// when `recover` is on: recovery sits right above the handler, below every layer,
+/// and costs no boxing.
+async fn work(req: ServerRequest, recover: bool) -> Result<ServerResponse, RpcError> {
+    if !recover {
+        return req.run().await;
     }
-    Some(layers.iter().rev().fold(bottom(), |svc, l| (l.0)(svc)))
+    match AssertUnwindSafe(req.run()).catch_unwind().await {
+        Ok(r) => r,
+        Err(p) => Err(crate::middleware::panicked(super::panic_text(&*p))),
+    }
 }
 
-/// Runs one request through the stack, or straight to the handler.
-pub(crate) async fn run(
-    stack: Option<&BoxServerService>,
-    req: ServerRequest,
-) -> Result<ServerResponse, RpcError> {
-    match stack {
-        None => req.run().await,
-        Some(s) => s.clone().oneshot(req).await,
+/// The server's stack: the user's layers (none: the handler is called directly)
+/// over the handlers, with panic recovery right above them.
+#[derive(Clone)]
+pub(crate) struct Stack {
+    layers: Option<BoxServerService>,
+    recover: bool,
+}
+
+impl Stack {
+    /// `layers` (the first outermost) over the handlers.
+    pub(crate) fn new(layers: &[StoredServerLayer], recover: bool) -> Self {
+        let layers = (!layers.is_empty()).then(|| {
+            let bottom = BoxCloneSyncService::new(tower::service_fn(move |req: ServerRequest| {
+                work(req, recover)
+            }));
+            layers.iter().rev().fold(bottom, |svc, l| (l.0)(svc))
+        });
+        Stack { layers, recover }
+    }
+
+    /// Runs one request through the stack.
+    pub(crate) async fn run(&self, req: ServerRequest) -> Result<ServerResponse, RpcError> {
+        match &self.layers {
+            None => work(req, self.recover).await,
+            Some(s) => s.clone().oneshot(req).await,
+        }
     }
 }
