@@ -162,6 +162,29 @@ fn head_end_is_found_incrementally() {
 }
 
 #[test]
+fn a_blank_line_found_once_is_not_found_again() {
+    // The read loops parse up to the first blank line; when that is all blank lines
+    // (nothing yet), they search again from its end. Found again, a bare `\n\n` or
+    // `\r\n\n` made them loop forever on the same bytes (found by the property
+    // tests).
+    for raw in [
+        &b"\n\nPOST / HTTP/1.1\r\n\r\n"[..],
+        b"\r\n\nPOST / HTTP/1.1\r\n\r\n",
+        b"\r\n\r\nPOST / HTTP/1.1\r\n\r\n",
+        b"\n\r\nPOST / HTTP/1.1\n\n",
+    ] {
+        let blank = head_end(raw, 0).unwrap();
+        assert_eq!(parse_request(&raw[..blank]).unwrap().map(|h| h.len), None);
+        assert_eq!(head_end(raw, blank), Some(raw.len()), "{raw:?}");
+        let head = parse_request(raw).unwrap().unwrap();
+        assert_eq!((head.len, head.method), (raw.len(), Method::Post));
+    }
+    assert_eq!(head_end(b"\n\n", 2), None);
+    assert_eq!(head_end(b"\n\n\n", 2), Some(3));
+    assert_eq!(head_end(b"\r\n\n", 3), None);
+}
+
+#[test]
 fn garbage_is_invalid() {
     for garbage in [
         &b"\x16\x03\x01\x02\x00\x01\x00"[..],
