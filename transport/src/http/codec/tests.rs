@@ -350,6 +350,32 @@ fn chunked_bodies_decode_in_any_split() {
 }
 
 #[test]
+fn a_chunk_line_is_limited_however_it_arrives() {
+    // A chunk-size line over the limit was refused when a read ended inside it
+    // past 1024 bytes but accepted when it arrived whole (found by the property
+    // tests): whether a body decoded depended on how the peer's bytes were cut.
+    let body = |ext: usize| format!("5;{}\r\nhello\r\n0\r\n\r\n", "e".repeat(ext));
+    let long = body(1100);
+    for step in [long.len(), 1030, 64, 1] {
+        assert!(
+            matches!(
+                decode_all(long.as_bytes(), step, 100),
+                Err(Error::Malformed(_))
+            ),
+            "step {step}"
+        );
+    }
+    // "5;" + extension + CRLF: 1024 bytes pass, 1025 do not, in any split
+    for (ext, ok) in [(1020, true), (1021, false)] {
+        let b = body(ext);
+        for step in [b.len(), 1025, 1024, 1023, 7] {
+            let got = decode_all(b.as_bytes(), step, 100);
+            assert_eq!(got.is_ok(), ok, "ext {ext} step {step}: {got:?}");
+        }
+    }
+}
+
+#[test]
 fn chunked_errors() {
     assert!(matches!(
         decode_all(b"10\r\n0123456789abcdef\r\n0\r\n\r\n", 64, 15),
