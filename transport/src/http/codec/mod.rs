@@ -326,4 +326,6 @@ fn parse_response_in<'b>(
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
