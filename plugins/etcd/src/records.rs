@@ -127,6 +127,9 @@ pub(crate) fn by_name_version(records: impl IntoIterator<Item = Service>) -> Vec
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use micro_registry::Node;
