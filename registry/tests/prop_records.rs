@@ -50,8 +50,8 @@ fn value() -> impl Strategy<Value = Value> {
         type_name,
         values: Vec::new(),
     });
-    leaf.prop_recursive(3, 12, 4, |inner| {
-        (text(8), text(8), prop::collection::vec(inner, 0..4)).prop_map(
+    leaf.prop_recursive(3, 8, 3, |inner| {
+        (text(8), text(8), prop::collection::vec(inner, 0..3)).prop_map(
             |(name, type_name, values)| Value {
                 name,
                 type_name,
@@ -63,7 +63,7 @@ fn value() -> impl Strategy<Value = Value> {
 
 fn endpoint() -> impl Strategy<Value = Endpoint> {
     (
-        text(16),
+        text(12),
         prop::option::of(value()),
         prop::option::of(value()),
         metadata(),
@@ -77,7 +77,7 @@ fn endpoint() -> impl Strategy<Value = Endpoint> {
 }
 
 fn node() -> impl Strategy<Value = Node> {
-    (text(16), text(16), metadata()).prop_map(|(id, address, metadata)| Node {
+    (text(12), text(12), metadata()).prop_map(|(id, address, metadata)| Node {
         id,
         address,
         metadata,
@@ -86,7 +86,7 @@ fn node() -> impl Strategy<Value = Node> {
 
 fn service() -> impl Strategy<Value = Service> {
     (
-        text(16),
+        text(12),
         text(8),
         metadata(),
         prop::collection::vec(endpoint(), 0..3),

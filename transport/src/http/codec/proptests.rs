@@ -139,12 +139,12 @@ fn header_value() -> impl Strategy<Value = String> {
         )
         .prop_map(str::to_owned),
         // any UTF-8, CR, LF and the other control characters included
-        prop::collection::vec(any::<char>(), 0..40).prop_map(String::from_iter),
+        prop::collection::vec(any::<char>(), 0..24).prop_map(String::from_iter),
     ]
 }
 
 fn headers() -> impl Strategy<Value = Header> {
-    prop::collection::vec((header_name(), header_value()), 0..12)
+    prop::collection::vec((header_name(), header_value()), 0..8)
         .prop_map(|pairs| pairs.into_iter().collect())
 }
 
