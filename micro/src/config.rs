@@ -175,44 +175,81 @@ fn duration(key: &str, v: &str) -> Result<Duration, Error> {
     parse_go_duration(v).ok_or_else(|| Error::Config(format!("{key}: {v:?} is not a duration")))
 }
 
-/// Parses Go's duration syntax (`300ms`, `1.5h`, `2h45m`, `10s`); a bare number is
-/// seconds. Negative durations are rejected.
+/// Parses Go's duration syntax (`300ms`, `1.5h`, `2h45m`, `10s`, `1µs`); a bare
+/// number is seconds. Negative durations, and durations longer than a
+/// [`Duration`] holds, are rejected.
+///
+/// Decimal numbers are read exactly, in whole nanoseconds: what Go's
+/// `time.Duration.String` writes reads back to the same duration, and a fraction
+/// of a nanosecond is dropped, as Go's `time.ParseDuration` drops it (`1.5ns` is
+/// 1 ns). Fraction digits past the 18th are ignored. A bare number with an
+/// exponent (`1e3`) is read as a floating-point number of seconds.
 pub(crate) fn parse_go_duration(v: &str) -> Option<Duration> {
     let v = v.trim();
+    let unsigned = v.strip_prefix('+').unwrap_or(v);
+    if unsigned.is_empty() {
+        return None;
+    }
+    if unsigned.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return to_duration(decimal_nanos(unsigned, NANOS_PER_SEC)?);
+    }
     if let Ok(secs) = v.parse::<f64>() {
         // try_from: a value beyond what a Duration holds (`1e20`) is refused, not a panic
         return (secs >= 0.0).then(|| Duration::try_from_secs_f64(secs).ok())?;
     }
-    if v.is_empty() || v.starts_with('-') {
-        return None;
-    }
-    let mut total = 0f64;
-    let mut rest = v.strip_prefix('+').unwrap_or(v);
+    let mut total: u128 = 0;
+    let mut rest = unsigned;
     while !rest.is_empty() {
         let num_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
+        let (num, after) = rest.split_at(num_len);
+        let unit_len = after
             .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => NANOS_PER_SEC,
+            "m" => 60 * NANOS_PER_SEC,
+            "h" => 3600 * NANOS_PER_SEC,
             _ => return None,
         };
-        rest = &rest[unit_len..];
-        total += n * scale;
+        total = total.checked_add(decimal_nanos(num, scale)?)?;
+        rest = after;
     }
-    Duration::try_from_secs_f64(total).ok()
+    to_duration(total)
+}
+
+const NANOS_PER_SEC: u128 = 1_000_000_000;
+
+/// `num` (ASCII digits with at most one `.`, and at least one digit) units of
+/// `scale` nanoseconds, the fraction of a nanosecond dropped; `None` when
+/// malformed or beyond `u128`.
+fn decimal_nanos(num: &str, scale: u128) -> Option<u128> {
+    const MAX_FRACTION_DIGITS: usize = 18;
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
+        return None;
+    }
+    let digits = |s: &str| {
+        s.bytes().try_fold(0u128, |n, d| {
+            n.checked_mul(10)?
+                .checked_add(u128::from(d.checked_sub(b'0')?))
+        })
+    };
+    let frac = &frac[..frac.len().min(MAX_FRACTION_DIGITS)];
+    // at most 18 digits times at most 3.6e12: far inside u128
+    let part = digits(frac)? * scale / 10u128.pow(frac.len() as u32);
+    digits(int)?.checked_mul(scale)?.checked_add(part)
+}
+
+/// Whole nanoseconds as a [`Duration`], if it holds them.
+fn to_duration(nanos: u128) -> Option<Duration> {
+    let secs = u64::try_from(nanos / NANOS_PER_SEC).ok()?;
+    Some(Duration::new(secs, (nanos % NANOS_PER_SEC) as u32))
 }
 
 #[cfg(test)]
@@ -230,9 +267,44 @@ mod tests {
         assert_eq!(ms("2"), Some(2000));
         assert_eq!(parse_go_duration("10us"), Some(Duration::from_micros(10)));
         for bad in [
-            "", "-1s", "s", "5x", "1h-2m", "abc", "1e20", "inf", "NaN", "1e300h",
+            "", "-1s", "s", "5x", "1h-2m", "abc", "1e20", "inf", "NaN", "1e300h", "+", ".", ".s",
+            "1.2.3s", "1s2",
         ] {
             assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn go_durations_parse_exactly() {
+        // Found by the property tests: summed as floating point, these were a
+        // nanosecond off (Go writes the first; the second is a bare number), and a
+        // fraction of a nanosecond was rounded up where Go drops it.
+        let d = |s, n| Some(Duration::new(s, n));
+        assert_eq!(
+            parse_go_duration("2330h10m8.423635145s"),
+            d(8_388_608, 423_635_145)
+        );
+        assert_eq!(
+            parse_go_duration("17000000.422"),
+            d(17_000_000, 422_000_000)
+        );
+        assert_eq!(parse_go_duration(".5ns"), d(0, 0));
+        assert_eq!(parse_go_duration("1.9ns"), d(0, 1));
+        // Go's longest duration, and the longest a Duration holds
+        assert_eq!(
+            parse_go_duration("2562047h47m16.854775807s"),
+            d(9_223_372_036, 854_775_807)
+        );
+        let max = "5124095576030431h0m15.999999999s";
+        assert_eq!(parse_go_duration(max), Some(Duration::MAX));
+        // huge values are refused, not a panic
+        for huge in [
+            "5124095576030431h0m16s",
+            "18446744073709551616s",
+            "999999999999999999999999999999999999999999h",
+            "1e400",
+        ] {
+            assert_eq!(parse_go_duration(huge), None, "{huge}");
         }
     }
 
@@ -279,3 +351,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "config_proptests.rs"]
+mod proptests;

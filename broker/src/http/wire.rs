@@ -296,6 +296,9 @@ fn query_unescape(s: &str) -> Option<String> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

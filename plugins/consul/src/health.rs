@@ -96,6 +96,9 @@ pub(crate) fn group(instances: &[Instance]) -> Vec<ServiceRecord> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -129,6 +129,9 @@ pub(crate) fn by_name_version(
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use micro_registry::Node;

@@ -4,7 +4,8 @@ use bytes::{Buf, BytesMut};
 
 use crate::Error;
 
-/// The longest chunk-size line (with extensions) accepted in a chunked body.
+/// The longest chunk-size line (with extensions and CRLF) accepted in a chunked
+/// body, however the line arrives: whole, or cut anywhere across reads.
 const MAX_CHUNK_LINE: usize = 1024;
 
 /// Incremental decoder for `Transfer-Encoding: chunked` bodies.
@@ -47,6 +48,11 @@ impl ChunkedDecoder {
                         return Err(Error::malformed("invalid chunk size"));
                     }
                     match httparse::parse_chunk_size(input) {
+                        // A complete line is held to the same limit as an incomplete
+                        // one, so that the outcome does not depend on where reads end.
+                        Ok(httparse::Status::Complete((used, _))) if used > MAX_CHUNK_LINE => {
+                            return Err(Error::malformed("invalid chunk size"));
+                        }
                         Ok(httparse::Status::Complete((used, size))) => {
                             input.advance(used);
                             if size == 0 {
@@ -64,7 +70,8 @@ impl ChunkedDecoder {
                             out.reserve(size as usize);
                             self.state = ChunkState::Data(size);
                         }
-                        Ok(httparse::Status::Partial) if input.len() <= MAX_CHUNK_LINE => {
+                        // `MAX_CHUNK_LINE` bytes without the line's end: it is longer
+                        Ok(httparse::Status::Partial) if input.len() < MAX_CHUNK_LINE => {
                             return Ok(false);
                         }
                         Ok(httparse::Status::Partial) | Err(_) => {

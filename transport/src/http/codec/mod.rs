@@ -187,17 +187,24 @@ pub(crate) const EARLY_CHECK: usize = 8 * 1024;
 /// that closes it (`\r\n\r\n`, or bare `\n\n` as httparse also accepts), or `None`
 /// while it is incomplete. `from` is how much of `buf` an earlier call already
 /// searched, so that a head arriving in many small pieces is scanned once in all,
-/// not once per piece.
+/// not once per piece: only an end beyond `from` is returned. (The search restarts
+/// two bytes before `from` to catch a blank line split across pieces; an end at or
+/// before `from`, such as that of leading blank lines the caller already parsed,
+/// is not returned again, or the read loops would spin on it.)
 pub(crate) fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     let mut i = from.saturating_sub(2);
     while let Some(p) = buf.get(i..)?.iter().position(|&b| b == b'\n') {
         let nl = i + p;
-        match buf.get(nl + 1..)? {
-            [b'\n', ..] => return Some(nl + 2),
-            [b'\r', b'\n', ..] => return Some(nl + 3),
+        let end = match buf.get(nl + 1..)? {
+            [b'\n', ..] => Some(nl + 2),
+            [b'\r', b'\n', ..] => Some(nl + 3),
             [b'\r'] | [] => return None,
-            _ => i = nl + 1,
+            _ => None,
+        };
+        if let Some(end) = end.filter(|&end| end > from) {
+            return Some(end);
         }
+        i = nl + 1;
     }
     None
 }
@@ -318,5 +325,7 @@ fn parse_response_in<'b>(
     }))
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

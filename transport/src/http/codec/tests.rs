@@ -162,6 +162,29 @@ fn head_end_is_found_incrementally() {
 }
 
 #[test]
+fn a_blank_line_found_once_is_not_found_again() {
+    // The read loops parse up to the first blank line; when that is all blank lines
+    // (nothing yet), they search again from its end. Found again, a bare `\n\n` or
+    // `\r\n\n` made them loop forever on the same bytes (found by the property
+    // tests).
+    for raw in [
+        &b"\n\nPOST / HTTP/1.1\r\n\r\n"[..],
+        b"\r\n\nPOST / HTTP/1.1\r\n\r\n",
+        b"\r\n\r\nPOST / HTTP/1.1\r\n\r\n",
+        b"\n\r\nPOST / HTTP/1.1\n\n",
+    ] {
+        let blank = head_end(raw, 0).unwrap();
+        assert_eq!(parse_request(&raw[..blank]).unwrap().map(|h| h.len), None);
+        assert_eq!(head_end(raw, blank), Some(raw.len()), "{raw:?}");
+        let head = parse_request(raw).unwrap().unwrap();
+        assert_eq!((head.len, head.method), (raw.len(), Method::Post));
+    }
+    assert_eq!(head_end(b"\n\n", 2), None);
+    assert_eq!(head_end(b"\n\n\n", 2), Some(3));
+    assert_eq!(head_end(b"\r\n\n", 3), None);
+}
+
+#[test]
 fn garbage_is_invalid() {
     for garbage in [
         &b"\x16\x03\x01\x02\x00\x01\x00"[..],
@@ -323,6 +346,32 @@ fn chunked_bodies_decode_in_any_split() {
         // the bytes of the next message stay in the buffer (all of them once the
         // whole input was fed)
         assert!(left <= 4);
+    }
+}
+
+#[test]
+fn a_chunk_line_is_limited_however_it_arrives() {
+    // A chunk-size line over the limit was refused when a read ended inside it
+    // past 1024 bytes but accepted when it arrived whole (found by the property
+    // tests): whether a body decoded depended on how the peer's bytes were cut.
+    let body = |ext: usize| format!("5;{}\r\nhello\r\n0\r\n\r\n", "e".repeat(ext));
+    let long = body(1100);
+    for step in [long.len(), 1030, 64, 1] {
+        assert!(
+            matches!(
+                decode_all(long.as_bytes(), step, 100),
+                Err(Error::Malformed(_))
+            ),
+            "step {step}"
+        );
+    }
+    // "5;" + extension + CRLF: 1024 bytes pass, 1025 do not, in any split
+    for (ext, ok) in [(1020, true), (1021, false)] {
+        let b = body(ext);
+        for step in [b.len(), 1025, 1024, 1023, 7] {
+            let got = decode_all(b.as_bytes(), step, 100);
+            assert_eq!(got.is_ok(), ok, "ext {ext} step {step}: {got:?}");
+        }
     }
 }
 
