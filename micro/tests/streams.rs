@@ -123,3 +123,29 @@ async fn a_handler_error_ends_the_stream_with_that_error() {
     client.close().await;
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_stream_waiting_on_a_silent_peer_fails_at_the_calls_deadline() {
+    // Issue 13, point 9: a stream honours the call's deadline wherever it waits.
+    let registry = common::memory();
+    let (server, _) = common::start(common::options(registry.clone()), "s1").await;
+    let client = common::client(registry);
+    // Test.Echo answers only what it is sent: nothing comes back.
+    let s = client
+        .request("test", "Test.Echo")
+        .timeout(std::time::Duration::from_millis(300))
+        .stream::<Num, Num>()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let e = tokio::time::timeout(std::time::Duration::from_secs(10), s.recv())
+        .await
+        .expect("recv gives up by itself")
+        .unwrap_err();
+    assert_eq!(e.kind(), micro::client::CallErrorKind::Timeout, "{e}");
+    assert_eq!(e.code(), 408, "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    s.close().await;
+    client.close().await;
+    server.stop().await.unwrap();
+}
