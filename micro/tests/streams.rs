@@ -1,11 +1,23 @@
-//! Streams: client stream, server stream and bidirectional, with errors.
+//! Streams: client stream, server stream and bidirectional, with errors, and the
+//! deadlines every wait of a stream keeps.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
 use common::Num;
-use micro::server::Server;
+use micro::client::{CallError, CallErrorKind, ClientStream, RpcClient};
+use micro::server::{Handler, HandlerSet, Routes, RpcServer, Server};
+use micro::{Context, RpcError};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 
 #[tokio::test]
 async fn the_three_stream_kinds_work_end_to_end() {
@@ -146,6 +158,180 @@ async fn a_stream_waiting_on_a_silent_peer_fails_at_the_calls_deadline() {
     assert_eq!(e.code(), 408, "{e}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     s.close().await;
+    client.close().await;
+    server.stop().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------
+// Deadlines: a stream opened with a timeout, or under a caller's deadline, fails
+// whatever it waits for with 408 once the deadline passes.
+
+/// How long after its deadline a wait may end (scheduling on a busy machine).
+const SLACK: Duration = Duration::from_secs(3);
+/// The stream timeout of these tests.
+const TIMEOUT: Duration = Duration::from_millis(300);
+
+/// A peer that accepts connections and never answers: it reads what comes, or
+/// (`read` false) not even that. Dropping it closes every connection.
+struct HungPeer {
+    addr: String,
+    task: JoinHandle<()>,
+}
+
+impl Drop for HungPeer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn hung_peer(read: bool) -> HungPeer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let mut readers = JoinSet::new();
+        let mut held = Vec::new();
+        while let Ok((mut conn, _)) = listener.accept().await {
+            if read {
+                readers.spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {}
+                });
+            } else {
+                held.push(conn);
+            }
+        }
+    });
+    HungPeer { addr, task }
+}
+
+/// Asserts that `err` is the client's timeout and came between `deadline` and
+/// `deadline + SLACK`.
+fn assert_timed_out_at(err: &CallError, deadline: Instant) {
+    let now = Instant::now();
+    assert_eq!(err.kind(), CallErrorKind::Timeout, "{err}");
+    assert_eq!(err.code(), 408, "{err}");
+    assert!(now >= deadline, "{:?} early", deadline - now);
+    assert!(now < deadline + SLACK, "{:?} late", now - deadline);
+}
+
+#[tokio::test]
+async fn a_stream_timeout_ends_a_recv_from_a_hung_peer() {
+    let peer = hung_peer(true).await;
+    let client = common::client(common::memory());
+    let deadline = Instant::now() + TIMEOUT;
+    let s = client
+        .request("test", "Test.Count")
+        .address(&peer.addr)
+        .timeout(TIMEOUT)
+        .server_stream::<Num, Num>(&Num { n: 3 })
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(TIMEOUT + SLACK, s.recv())
+        .await
+        .expect("recv ends at the stream's deadline")
+        .unwrap_err();
+    assert_timed_out_at(&err, deadline);
+    // past the deadline every wait fails at once
+    let err = tokio::time::timeout(SLACK, s.recv())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code(), 408);
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_stream_timeout_ends_a_send_to_a_peer_that_stops_reading() {
+    let peer = hung_peer(false).await;
+    let client = common::client(common::memory());
+    let deadline = Instant::now() + TIMEOUT;
+    let s = client
+        .request("test", "Test.Sum")
+        .address(&peer.addr)
+        .timeout(TIMEOUT)
+        .stream::<Num, Num>()
+        .await
+        .unwrap();
+    // The socket buffers take a few megabytes; then a send waits.
+    let chunk = Bytes::from(vec![b' '; 1 << 20]);
+    let sending = async {
+        for _ in 0..1024 {
+            if let Err(e) = s.raw().send(chunk.clone()).await {
+                return e;
+            }
+        }
+        panic!("a gigabyte went to a peer that reads nothing");
+    };
+    let err = tokio::time::timeout(TIMEOUT + SLACK, sending)
+        .await
+        .expect("send ends at the stream's deadline");
+    assert_timed_out_at(&err, deadline);
+    client.close().await;
+}
+
+/// Opens a stream to a hung peer under the deadline of the call it serves, and
+/// hands the stream to the test.
+struct Relay {
+    client: RpcClient,
+    peer: String,
+    opened: mpsc::UnboundedSender<ClientStream<Num, Num>>,
+}
+
+impl Relay {
+    async fn open(&self, ctx: Context, _: common::Empty) -> Result<common::Empty, RpcError> {
+        let s = self
+            .client
+            .request("test", "Test.Count")
+            .address(&self.peer)
+            .context(&ctx)
+            .server_stream::<Num, Num>(&Num { n: 3 })
+            .await
+            .map_err(|e| RpcError::internal("relay", e.to_string()))?;
+        let _ = self.opened.send(s);
+        Ok(common::Empty {})
+    }
+}
+
+impl Handler for Relay {
+    const NAME: &'static str = "Relay";
+    fn routes(r: &mut Routes<Self>) {
+        r.unary("Open", Self::open);
+    }
+}
+
+#[tokio::test]
+async fn a_callers_deadline_ends_a_recv_from_a_hung_peer() {
+    let peer = hung_peer(true).await;
+    let registry = common::memory();
+    let (opened, mut streams) = mpsc::unbounded_channel();
+    let relay = Arc::new(Relay {
+        client: common::client(common::memory()),
+        peer: peer.addr.clone(),
+        opened,
+    });
+    let server = RpcServer::new(common::options(registry.clone()));
+    server.handle(HandlerSet::from_arc(relay)).unwrap();
+    server.start().await.unwrap();
+    let client = common::client(registry);
+
+    // The relay's stream has no timeout of its own: it inherits the deadline of
+    // the call it serves, which is that of the call's attempt (with no retries,
+    // the whole call's).
+    let deadline = Instant::now() + TIMEOUT;
+    client
+        .request("test", "Relay.Open")
+        .timeout(TIMEOUT)
+        .retries(0)
+        .call::<_, common::Empty>(&common::Empty {})
+        .await
+        .unwrap();
+    let s = streams.recv().await.unwrap();
+    assert!(s.raw().deadline().is_some());
+    let err = tokio::time::timeout(TIMEOUT + SLACK, s.recv())
+        .await
+        .expect("recv ends at the caller's deadline")
+        .unwrap_err();
+    assert_timed_out_at(&err, deadline);
     client.close().await;
     server.stop().await.unwrap();
 }
