@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::Num;
-use micro::client::{CallError, CallErrorKind, ClientStream, RpcClient};
+use micro::client::{CallError, CallErrorKind, ClientOptions, ClientStream, RpcClient};
+use micro::registry::{MemoryRegistry, Node, RegisterOptions, Registry, ServiceRecord};
 use micro::server::{Handler, HandlerSet, Routes, RpcServer, Server};
 use micro::{Context, RpcError};
 use tokio::io::AsyncReadExt;
@@ -334,4 +335,60 @@ async fn a_callers_deadline_ends_a_recv_from_a_hung_peer() {
     assert_timed_out_at(&err, deadline);
     client.close().await;
     server.stop().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_registry_does_not_hold_a_stream_opening_past_its_timeout() {
+    let memory = Arc::new(MemoryRegistry::new());
+    let faulty = Arc::new(micro::registry::testing::Faulty::new(memory.clone()));
+    let mut node = Node::new("hung-1", "127.0.0.1:1");
+    node.metadata.insert("protocol".into(), "mucp".into());
+    let svc = ServiceRecord {
+        name: "hung".into(),
+        version: "latest".into(),
+        nodes: vec![node],
+        ..Default::default()
+    };
+    memory
+        .register(&svc, &RegisterOptions::default())
+        .await
+        .unwrap();
+    faulty.set_delay(Duration::from_secs(60));
+    let client = RpcClient::new(ClientOptions::new().registry(faulty));
+    let start = Instant::now();
+    let err = client
+        .request("hung", "Test.Echo")
+        .timeout(TIMEOUT)
+        .stream::<Num, Num>()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), 408, "{err}");
+    assert_eq!(start.elapsed(), TIMEOUT);
+    client.close().await;
+}
+
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn a_stream_timeout_bounds_a_handshake_with_a_silent_peer() {
+    // The peer takes the connection and never answers the TLS handshake, which
+    // the dial timeout (5 s by default) would otherwise bound alone.
+    let peer = hung_peer(true).await;
+    let tls = micro::tls::TlsOptions::new()
+        .insecure_skip_verify(true)
+        .dial_all(true);
+    let client = RpcClient::new(ClientOptions::new().registry(common::memory()).tls(tls));
+    let deadline = Instant::now() + TIMEOUT;
+    let err = tokio::time::timeout(TIMEOUT + SLACK, async {
+        client
+            .request("test", "Test.Echo")
+            .address(&peer.addr)
+            .timeout(TIMEOUT)
+            .stream::<Num, Num>()
+            .await
+            .unwrap_err()
+    })
+    .await
+    .expect("opening ends at the stream's deadline");
+    assert_timed_out_at(&err, deadline);
+    client.close().await;
 }

@@ -143,7 +143,8 @@ impl Conns {
         })
     }
 
-    /// Dials `target` and sends the stream's opening message.
+    /// Dials `target` and sends the stream's opening message, both within
+    /// `deadline` (the dial options' own timeout applies as well).
     pub(crate) async fn open(
         &self,
         transport: &dyn Transport,
@@ -152,9 +153,14 @@ impl Conns {
         deadline: Option<Instant>,
     ) -> Result<RawStream, CallError> {
         let dial = self.dial_for(target)?;
-        let socket = transport
-            .dial(&target.address, dial)
-            .await
+        let dialling = transport.dial(&target.address, dial);
+        let dialled = match deadline {
+            None => dialling.await,
+            Some(d) => tokio::time::timeout_at(d, dialling)
+                .await
+                .map_err(|_| CallError::timeout())?,
+        };
+        let socket = dialled
             .map_err(|e| CallError::transport(CallErrorKind::Connect, "connection error", e))?;
         RawStream::open(socket, req, self.next_id(), deadline).await
     }

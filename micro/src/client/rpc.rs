@@ -249,7 +249,9 @@ impl Engine {
 
     /// Opens a stream: selection and the opening message, tried again on another
     /// node when the request was not sent. A stream has no deadline unless the call
-    /// gave one (a timeout or an inherited deadline): streams live long.
+    /// gave one (a timeout or an inherited deadline): streams live long. With one,
+    /// everything the stream waits for is bounded by it, from node selection and
+    /// dialling to each `send` and `recv`.
     async fn open(&self, mut req: ClientRequest) -> Result<RawStream, CallError> {
         let core = &self.core;
         let deadline = (req.options.timeout.is_some() || req.options.deadline.is_some())
@@ -259,7 +261,17 @@ impl Engine {
         let mut avoid = Avoid::default();
         let mut last: Option<CallError> = None;
         for attempt in 0..=retries {
-            let target = match core.target(&req, &avoid).await {
+            // Selecting counts against the deadline, as for calls: a registry that
+            // hangs must not hold the opening past it.
+            let selecting = core.target(&req, &avoid);
+            let selected = match deadline {
+                None => selecting.await,
+                Some(d) => match tokio::time::timeout_at(d, selecting).await {
+                    Ok(selected) => selected,
+                    Err(_) => return Err(last.unwrap_or_else(CallError::timeout)),
+                },
+            };
+            let target = match selected {
                 Ok(t) => t,
                 Err(e) if e.kind() == CallErrorKind::NoneAvailable && last.is_some() => break,
                 Err(e) => return Err(e),
