@@ -46,8 +46,13 @@ fn text(max: usize) -> impl Strategy<Value = String> {
 }
 
 fn message() -> impl Strategy<Value = Envelope> {
+    message_with(8)
+}
+
+/// A message with fewer than `headers` headers.
+fn message_with(headers: usize) -> impl Strategy<Value = Envelope> {
     (
-        prop::collection::btree_map(text(16), text(24), 0..8),
+        prop::collection::btree_map(text(16), text(24), 0..headers),
         prop::collection::vec(any::<u8>(), 0..96),
     )
         .prop_map(|(header, body)| Envelope {
@@ -88,6 +93,27 @@ fn json_soup() -> impl Strategy<Value = Vec<u8>> {
         ][..],
     );
     prop::collection::vec(tokens, 0..40).prop_map(|t| t.concat().into_bytes())
+}
+
+/// Strings of `len` characters from `alphabet` (cheaper to generate than a
+/// regular expression in a debug build).
+fn word(alphabet: &str, len: std::ops::Range<usize>) -> impl Strategy<Value = String> + Clone {
+    let chars: Vec<char> = alphabet.chars().collect();
+    prop::collection::vec(select(chars), len).prop_map(String::from_iter)
+}
+
+/// `word` with the letters whose bit is set in `mask` in upper case.
+fn cased(word: &str, mask: u8) -> String {
+    word.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if mask >> i & 1 == 1 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// A valid delivery body with one byte changed, or cut short.
@@ -191,9 +217,10 @@ proptest! {
     /// between tokens, `null` header values read as `""`.
     #[test]
     fn lenient_forms_decode_the_same(
-        msg in message(),
-        header_key in "[hH][eE][aA][dD][eE][rR]",
-        body_key in "[bB][oO][dD][yY]",
+        // the spelling is under test here, not the headers: a few do
+        msg in message_with(3),
+        header_case in any::<u8>(),
+        body_case in any::<u8>(),
         pretty in any::<bool>(),
         null_value in any::<bool>(),
     ) {
@@ -208,6 +235,8 @@ proptest! {
             want.header.insert("Nulled".into(), String::new());
         }
         let body = STANDARD.encode(&msg.body);
+        let header_key = cased("header", header_case);
+        let body_key = cased("body", body_case);
         let doc = serde_json::json!({ header_key: header, body_key: body });
         let bytes = if pretty {
             serde_json::to_vec_pretty(&doc)
@@ -222,7 +251,7 @@ proptest! {
     /// The subscriber id survives the query string whatever it holds, and any
     /// query string is read without a panic.
     #[test]
-    fn query_ids_round_trip(id in text(32), before in "[a-z=&%+;0-9]{0,12}", junk in text(32)) {
+    fn query_ids_round_trip(id in text(32), before in word("aidz=&%+;09", 0..13), junk in text(32)) {
         let query = format!("{before}&id={}&id=second", query_escape(&id));
         // a pair before ours named `id` would win, as in Go
         if query_param(&before, "id").is_none() {
