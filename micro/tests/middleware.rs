@@ -425,8 +425,10 @@ async fn the_breaker_counts_server_errors_per_endpoint_not_the_callers_mistakes(
             .unwrap_err();
         assert_eq!(e.code(), 400, "{e}");
     }
+    // The 400s above count as accepted in the window, so refusals start only once
+    // the 500s outnumber them 1.5 to 1; 200 of them make refusals certain.
     let mut codes = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..200 {
         let e = client
             .request("test", "Test.Fail")
             .call::<_, Empty>(&fail(500))
