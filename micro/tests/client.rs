@@ -39,18 +39,7 @@ async fn dead_node(registry: &Arc<dyn Registry>, service: &str) -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
     drop(l);
-    let mut node = Node::new(format!("{service}-dead"), addr.clone());
-    node.metadata.insert("protocol".into(), "mucp".into());
-    let svc = ServiceRecord {
-        name: service.into(),
-        version: "latest".into(),
-        nodes: vec![node],
-        ..Default::default()
-    };
-    registry
-        .register(&svc, &RegisterOptions::default())
-        .await
-        .unwrap();
+    common::register(registry, service, "dead", &addr).await;
     addr
 }
 

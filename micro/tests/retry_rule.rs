@@ -13,26 +13,10 @@ use std::time::Duration;
 
 use common::{CallRequest, CallResponse, Empty, FailRequest};
 use micro::client::{CallErrorKind, ClientOptions, RpcClient};
-use micro::registry::{Node, RegisterOptions, Registry, ServiceRecord};
+use micro::registry::Registry;
 use micro::server::Server;
 use micro::transport::{HttpTransport, HttpTransportOptions};
 use tokio::io::AsyncReadExt;
-
-/// Registers a node of `service` at `addr`.
-async fn register(registry: &Arc<dyn Registry>, service: &str, id: &str, addr: &str) {
-    let mut node = Node::new(format!("{service}-{id}"), addr.to_owned());
-    node.metadata.insert("protocol".into(), "mucp".into());
-    let svc = ServiceRecord {
-        name: service.into(),
-        version: "latest".into(),
-        nodes: vec![node],
-        ..Default::default()
-    };
-    registry
-        .register(&svc, &RegisterOptions::default())
-        .await
-        .unwrap();
-}
 
 /// A node that reads each request's first bytes and then behaves as `hang_up`
 /// says: true closes the connection (the request was sent, no answer came), false
@@ -61,7 +45,7 @@ async fn misbehaving_node(
             }));
         }
     });
-    register(
+    common::register(
         registry,
         service,
         if hang_up { "dropper" } else { "hole" },
@@ -240,7 +224,7 @@ async fn a_request_that_was_not_sent_always_goes_to_another_node() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = dead.local_addr().unwrap().to_string();
     drop(dead);
-    register(&registry, "test", "dead", &addr).await;
+    common::register(&registry, "test", "dead", &addr).await;
     let client = RpcClient::new(ClientOptions::new().registry(registry));
     for _ in 0..16 {
         let rsp: CallResponse = client

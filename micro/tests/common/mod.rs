@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use micro::client::{ClientOptions, RpcClient};
-use micro::registry::{MemoryRegistry, Registry};
+use micro::registry::{MemoryRegistry, Node, RegisterOptions, Registry, ServiceRecord};
 use micro::server::{Handler, Routes, RpcServer, Server, ServerOptions, Sink, Streaming};
 use micro::{Context, RpcError};
 use serde::{Deserialize, Serialize};
@@ -296,4 +296,20 @@ pub fn go_request(
     let mut bytes = r.into_bytes();
     bytes.extend_from_slice(body);
     bytes
+}
+
+/// Registers a node of `service` at `addr`.
+pub async fn register(registry: &Arc<dyn Registry>, service: &str, id: &str, addr: &str) {
+    let mut node = Node::new(format!("{service}-{id}"), addr.to_owned());
+    node.metadata.insert("protocol".into(), "mucp".into());
+    let svc = ServiceRecord {
+        name: service.into(),
+        version: "latest".into(),
+        nodes: vec![node],
+        ..Default::default()
+    };
+    registry
+        .register(&svc, &RegisterOptions::default())
+        .await
+        .unwrap();
 }
