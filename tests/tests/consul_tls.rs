@@ -89,7 +89,18 @@ async fn client_certificate_is_presented() {
     let err = no_cert.get_service("tls").await.unwrap_err();
     println!("no client certificate: {err}");
     assert!(matches!(err, Error::Backend { .. }), "{err:?}");
-    assert!(err.to_string().contains("Certificate"), "{err}");
+    // With TLS 1.3 the client's side of the handshake completes before the agent
+    // checks for a certificate, so what the client sees depends on timing: the
+    // agent's `CertificateRequired` alert, or a connection closed before the
+    // request could be written. Either way the call is refused, never answered.
+    let text = err.to_string();
+    assert!(
+        text.to_ascii_lowercase().contains("certificate")
+            || text.contains("not ready")
+            || text.contains("closed")
+            || text.contains("reset"),
+        "{err}"
+    );
 
     let (cert, key) = agent.client_cert().unwrap();
     let with_cert = ConsulOptions::new()
