@@ -1,4 +1,5 @@
-//! Keepalive: one long-lived stream per lease however often `register` is called,
+//! Keepalive: one long-lived stream per lease (one lease per TTL) however often
+//! `register` is called,
 //! the lease kept alive for several TTLs without any `register`, the keeper
 //! stopped by `deregister`, and nothing left running when the registry is dropped.
 
@@ -30,22 +31,22 @@ async fn one_stream_per_lease_across_registers() {
         reg.register(&a, &ttl).await.expect("register a");
         reg.register(&b, &ttl).await.expect("register b");
     }
-    // Each keeper opens its stream on its own task: give them a moment.
+    // The keeper opens its stream on its own task: give it a moment.
     wait_until(
         Duration::from_secs(2),
         Duration::from_millis(10),
-        || async { reg.stats().keepalive_streams == 2 },
+        || async { reg.stats().keepalive_streams == 1 },
     )
     .await;
     let s = reg.stats();
-    assert_eq!(s.leases_granted, 2, "one lease per node: {s:?}");
-    assert_eq!(s.keepalive_streams, 2, "one stream per lease: {s:?}");
+    assert_eq!(s.leases_granted, 1, "one lease for both nodes: {s:?}");
+    assert_eq!(s.keepalive_streams, 1, "one stream per lease: {s:?}");
     assert_eq!(
-        s.keepalive_streams_opened, 2,
+        s.keepalive_streams_opened, 1,
         "streams are not reopened per register: {s:?}"
     );
 
-    // Changing the TTL moves the node to a new lease: the old stream is replaced.
+    // Another TTL moves the node to another lease, with its own stream.
     reg.register(&a, &RegisterOptions::ttl(Duration::from_secs(4)))
         .await
         .expect("register with new ttl");
@@ -55,7 +56,7 @@ async fn one_stream_per_lease_across_registers() {
             Duration::from_millis(20),
             || async {
                 let s = reg.stats();
-                s.keepalive_streams == 2 && s.keepalive_streams_opened == 3
+                s.keepalive_streams == 2 && s.keepalive_streams_opened == 2
             }
         )
         .await,
@@ -63,14 +64,20 @@ async fn one_stream_per_lease_across_registers() {
         reg.stats()
     );
     let mut c = etcd.client().await.expect("client");
+    assert_eq!(c.leases().await.expect("leases").leases().len(), 2);
+    // Back to the first TTL: the second lease held only `a`, so it is revoked.
+    reg.register(&a, &ttl)
+        .await
+        .expect("register with the first ttl");
+    assert_eq!(reg.stats().keepalive_streams, 1, "{:?}", reg.stats());
     assert_eq!(
         c.leases().await.expect("leases").leases().len(),
-        2,
-        "the old lease was revoked"
+        1,
+        "the emptied lease was revoked"
     );
 
     reg.deregister(&a).await.expect("deregister");
-    assert_eq!(reg.stats().keepalive_streams, 1);
+    assert_eq!(reg.stats().keepalive_streams, 1, "b keeps the lease");
     reg.deregister(&b).await.expect("deregister");
     assert_eq!(reg.stats().keepalive_streams, 0);
     assert!(c.leases().await.expect("leases").leases().is_empty());

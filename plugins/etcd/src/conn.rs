@@ -1,14 +1,15 @@
 //! The lazy etcd connection and the operations the registry uses, each bounded by
 //! the operation timeout and mapped to registry errors.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use etcd_client::{
-    Certificate, Client, ConnectOptions, DeleteOptions, GetOptions, GetResponse, Identity,
-    LeaseGrantResponse, LeaseKeepAliveStream, LeaseKeeper, PutOptions, TlsOptions, WatchOptions,
-    WatchStream,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions,
+    GetResponse, Identity, LeaseGrantResponse, LeaseKeepAliveStream, LeaseKeeper,
+    LeaseTimeToLiveOptions, PutOptions, TlsOptions, Txn, TxnOp, WatchOptions, WatchStream,
 };
 use micro_registry::{Error, Result};
 use tokio::sync::OnceCell;
@@ -26,6 +27,10 @@ const PING_INTERVAL: Duration = Duration::from_secs(10);
 /// The largest response accepted, as etcd's Go client (gRPC's default of 4 MiB
 /// is too small for listing a large registry).
 const MAX_RECV: usize = i32::MAX as usize;
+
+/// Puts per transaction when many keys are written at once (etcd's default
+/// limit is 128 operations per transaction).
+pub(crate) const WRITE_BATCH: usize = 64;
 
 /// Pause between two attempts of one operation (jittered ±50 %).
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
@@ -195,6 +200,74 @@ impl Conn {
         })
         .await
         .map(|r| r.deleted())
+    }
+
+    /// Writes every `(key, value)` on `lease`, in transactions of at most
+    /// [`WRITE_BATCH`] puts (etcd refuses more than 128 operations in one).
+    pub(crate) async fn put_all(
+        &self,
+        op: &'static str,
+        kvs: &[(String, Arc<[u8]>)],
+        lease: i64,
+    ) -> Result<()> {
+        for chunk in kvs.chunks(WRITE_BATCH) {
+            let ops: Vec<TxnOp> = chunk
+                .iter()
+                .map(|(k, v)| {
+                    TxnOp::put(
+                        k.as_str(),
+                        v.to_vec(),
+                        Some(PutOptions::new().with_lease(lease)),
+                    )
+                })
+                .collect();
+            self.run(op, |mut c| {
+                let ops = ops.clone();
+                async move { c.txn(Txn::new().and_then(ops)).await }
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes `key` only while it is attached to `lease` (so a newer
+    /// registration of the same key by someone else is left alone).
+    pub(crate) async fn delete_on_lease(
+        &self,
+        op: &'static str,
+        key: &str,
+        lease: i64,
+    ) -> Result<()> {
+        self.run(op, |mut c| {
+            let txn = Txn::new()
+                .when([Compare::lease(key, CompareOp::Equal, lease)])
+                .and_then([TxnOp::delete(key, None)]);
+            async move { c.txn(txn).await }
+        })
+        .await
+        .map(drop)
+    }
+
+    /// The keys attached to `lease`, or `None` when etcd does not know the lease
+    /// (expired, revoked, or lost with etcd's data).
+    pub(crate) async fn lease_keys(
+        &self,
+        op: &'static str,
+        lease: i64,
+    ) -> Result<Option<HashSet<Vec<u8>>>> {
+        let res = self
+            .run(op, |mut c| async move {
+                c.lease_time_to_live(lease, Some(LeaseTimeToLiveOptions::new().with_keys()))
+                    .await
+            })
+            .await;
+        match res {
+            // etcd answers TTL -1 for a lease it does not know.
+            Ok(r) if r.ttl() < 0 => Ok(None),
+            Ok(r) => Ok(Some(r.keys().iter().cloned().collect())),
+            Err(e) if lease_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Grants a lease of `ttl` seconds; returns its id and the TTL etcd granted.

@@ -1,7 +1,8 @@
-//! The keeper: one task per registered node with a TTL, renewing the node's current
-//! lease over one long-lived keepalive stream (a new stream only when the lease
-//! changes or the stream breaks), and re-creating the record as soon as etcd says
-//! the lease is gone.
+//! The keeper: one task per shared lease ([`Group`](crate::lease::Group)),
+//! renewing it over one long-lived keepalive stream (a new stream only when the
+//! lease changes or the stream breaks), re-creating every record on a new lease as
+//! soon as etcd says the lease is gone, and after a renewal finishing what an
+//! outage left undone (keys a rewrite missed, deletes that failed).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,7 +12,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::conn::{Conn, etcd_lease_not_found, lease_not_found};
-use crate::register::{Lease, Repair, SlotRef, Stats};
+use crate::lease::{GroupRef, Lease, Repair, Stats};
 
 /// Shortest pause between renewals and between retries.
 const MIN_PERIOD: Duration = Duration::from_millis(200);
@@ -47,10 +48,10 @@ impl Drop for Open<'_> {
     }
 }
 
-/// Runs until the slot goes away or the task is aborted.
+/// Runs until the group goes away or the task is aborted.
 pub(crate) async fn run(
     conn: Arc<Conn>,
-    slot: SlotRef,
+    group: GroupRef,
     mut lease_rx: watch::Receiver<Lease>,
     stats: Arc<Stats>,
 ) {
@@ -63,26 +64,24 @@ pub(crate) async fn run(
             }
             continue;
         }
-        match keep(&conn, lease, &mut lease_rx, &stats).await {
+        match keep(&conn, lease, &mut lease_rx, &group, &stats).await {
             End::Changed => failures = 0,
             End::Closed => return,
             End::Lost => {
-                let Some(s) = slot.upgrade() else { return };
-                tracing::warn!(key = %s.key, lease = lease.id, "etcd registry: lease lost; registering again");
-                match s.repair(&conn, lease, &stats).await {
+                let Some(g) = group.upgrade() else { return };
+                match g.relocate(&conn, lease, &stats).await {
                     Ok(Repair::Done) => failures = 0,
-                    Ok(Repair::Removed) => return,
-                    Ok(Repair::Superseded) => {
-                        // The current lease is someone else's fix; if it is the
-                        // same lost one (no TTL any more), wait for a change.
-                        drop(s);
+                    Ok(Repair::Superseded | Repair::Empty) => {
+                        // Someone else's fix, or nothing left to renew: follow
+                        // the current lease (wait while it is still the lost one).
+                        drop(g);
                         if lease_rx.borrow().id == lease.id && lease_rx.changed().await.is_err() {
                             return;
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(key = %s.key, error = %e, "etcd registry: re-registration failed; retrying");
-                        drop(s);
+                        tracing::warn!(lease = lease.id, error = %e, "etcd registry: re-registration on a new lease failed; retrying");
+                        drop(g);
                         failures = failures.saturating_add(1);
                         if pause(&mut lease_rx, backoff(failures, lease))
                             .await
@@ -141,7 +140,13 @@ fn renew_period(lease: Lease) -> Duration {
 }
 
 /// Renews `lease` over one stream until something ends it.
-async fn keep(conn: &Conn, lease: Lease, rx: &mut watch::Receiver<Lease>, stats: &Stats) -> End {
+async fn keep(
+    conn: &Conn,
+    lease: Lease,
+    rx: &mut watch::Receiver<Lease>,
+    group: &GroupRef,
+    stats: &Stats,
+) -> End {
     let (mut keeper, mut stream) = match conn.keep_alive(lease.id).await {
         Ok(s) => s,
         Err(e) if lease_not_found(&e) => return End::Lost,
@@ -177,7 +182,12 @@ async fn keep(conn: &Conn, lease: Lease, rx: &mut watch::Receiver<Lease>, stats:
             }
             msg = stream.message() => match msg {
                 Ok(Some(r)) if r.ttl() <= 0 => return End::Lost,
-                Ok(Some(_)) => waiting = None,
+                Ok(Some(_)) => {
+                    waiting = None;
+                    if let Some(g) = group.upgrade().filter(|g| g.untidy()) {
+                        g.tidy(conn).await;
+                    }
+                }
                 Ok(None) => return End::Broken("keepalive stream closed".into()),
                 Err(e) if etcd_lease_not_found(&e) => return End::Lost,
                 Err(e) => return End::Broken(e.to_string()),

@@ -9,11 +9,13 @@
 //! * The value is the service's JSON (the `micro-registry` model, byte-compatible
 //!   with go-micro) holding exactly that node: name, version, service metadata,
 //!   all endpoints, `nodes: [node]`.
-//! * With a TTL the key is attached to a lease of its own whose TTL is the register
-//!   TTL in whole seconds, **rounded up** (go-micro truncates; rounding up never
-//!   makes a record live shorter than asked). etcd raises TTLs below its minimum
-//!   (2 s with default election settings) by itself, so a 1 s TTL lives 2 s. Without
-//!   a TTL (or with a zero one) there is no lease.
+//! * With a TTL the key is attached to a lease whose TTL is the register TTL in
+//!   whole seconds, **rounded up** (go-micro truncates; rounding up never makes a
+//!   record live shorter than asked). etcd raises TTLs below its minimum (2 s with
+//!   default election settings) by itself, so a 1 s TTL lives 2 s. Without a TTL
+//!   (or with a zero one) there is no lease. go-micro grants a lease per node;
+//!   here the keys of one registry that share a TTL share a lease (see below).
+//!   Readers cannot tell the difference.
 //! * [`get_service`](micro_registry::Registry::get_service) reads
 //!   `/micro/registry/<service>/` (the trailing slash keeps `foo` from matching
 //!   `foobar`) and groups records by version: the first record of a version gives
@@ -29,29 +31,35 @@
 //!
 //! # Registration and leases
 //!
-//! The server calls `register` every interval (30 s by default). For each node:
+//! The server calls `register` every interval (30 s by default). Like go-zero,
+//! and unlike go-micro, a registry keeps **one lease per TTL** for all the keys it
+//! registered with that TTL (up to 8 192 keys per lease; more open another), so a
+//! process holding many nodes costs etcd one renewal per third of the TTL, not one
+//! per node:
 //!
-//! * The first call grants a lease and writes the record. Later calls make **one
-//!   serializable read** of the key and write only when the record is missing,
-//!   differs, or sits on another lease. So a key deleted by hand, a lease revoked
-//!   by hand, or an etcd restarted with its data wiped is repaired at the latest by
-//!   the next call, even when the node did not change. A write reuses the node's
-//!   lease when it still exists and grants a new one when etcd says "lease not
-//!   found". Registration never gives up: each call tries again.
-//! * Each leased node has one keeper task that renews its current lease over **one
-//!   long-lived keepalive stream** (a renewal every third of the TTL; the stream is
-//!   replaced only when the lease changes or the stream breaks), so repeated
-//!   `register` calls cost no lease traffic. When etcd answers a renewal with
-//!   TTL 0 or "lease not found" (lease expired, revoked, etcd lost its data), the
-//!   keeper itself grants a new lease and writes the record again at once, without
-//!   waiting for the next `register`. When the stream breaks (etcd restarting, a
-//!   member down) it reopens it with jittered backoff (200 ms up to a third of the
-//!   TTL, at most 2 s), so a lease that survived the outage is renewed in time.
-//! * `deregister` stops the keeper, deletes the key and **revokes** the lease (it
-//!   held only that key; revoking frees it at once instead of leaving it to
-//!   expire). Local state for the node is dropped even when etcd is unreachable;
-//!   the record then expires with its lease. State is kept per registered node and
-//!   nothing else, so it stays bounded.
+//! * The first key of a TTL grants the lease; every later key is written on it.
+//! * Later calls for an unchanged record make **no write**: they look the key up
+//!   in the lease's key list (one `LeaseTimeToLive` request with keys, shared by
+//!   every call of that lease within one second). A record that is missing or
+//!   sits on another lease (deleted or overwritten by hand) is written again by
+//!   the first call after the check that saw it; a changed record is written at
+//!   once. Registration never gives up: each call tries again.
+//! * One keeper task per lease renews it over **one long-lived keepalive
+//!   stream** (a renewal every third of the TTL; the stream is replaced only when
+//!   the lease changes or the stream breaks), so repeated `register` calls cost no
+//!   lease traffic. When etcd answers a renewal with TTL 0 or "lease not found"
+//!   (lease expired, revoked, etcd lost its data), the keeper grants a new lease
+//!   and writes **every** key of the old one on it at once (64 per transaction),
+//!   without waiting for the next `register`. When the stream breaks (etcd
+//!   restarting, a member down) it reopens it with jittered backoff (200 ms up to
+//!   a third of the TTL, at most 2 s), so a lease that survived the outage is
+//!   renewed in time.
+//! * `deregister` deletes the key and takes it off its lease; the last key of a
+//!   lease **revokes** it and stops its keeper. A key whose delete failed (etcd
+//!   unreachable) would live on with the shared lease, so the keeper deletes it
+//!   (only if it is still on that lease) after its next successful renewal. Local
+//!   state is kept per registered node and per lease, nothing else, so it stays
+//!   bounded.
 //! * Dropping the last clone of the registry (or [`EtcdRegistry::shutdown`]) stops
 //!   every keeper; records then expire with their leases, which is what a crashed
 //!   process leaves behind too.
@@ -152,6 +160,7 @@
 
 mod conn;
 mod keepalive;
+mod lease;
 mod mux;
 mod options;
 mod records;

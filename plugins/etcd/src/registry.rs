@@ -51,12 +51,16 @@ impl std::fmt::Debug for EtcdRegistry {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Keepalive streams open now (one per lease being renewed).
+    /// Keepalive streams open now (one per lease being renewed: one per TTL in
+    /// use, per 8 192 keys).
     pub keepalive_streams: usize,
     /// Keepalive streams opened since the registry was made.
     pub keepalive_streams_opened: u64,
     /// Leases granted since the registry was made.
     pub leases_granted: u64,
+    /// Key checks (`LeaseTimeToLive` with keys) made by `register` calls of
+    /// unchanged records since the registry was made.
+    pub key_checks: u64,
     /// Times a watcher of this registry re-listed its prefix after an
     /// interruption (stream error, reconnect, compaction).
     pub watch_resyncs: u64,
@@ -94,6 +98,7 @@ impl EtcdRegistry {
             keepalive_streams: r.active_streams.load(Ordering::Relaxed),
             keepalive_streams_opened: r.opened_streams.load(Ordering::Relaxed),
             leases_granted: r.regrants.load(Ordering::Relaxed),
+            key_checks: r.key_checks.load(Ordering::Relaxed),
             watch_resyncs: self.inner.watch_stats.resyncs.load(Ordering::Relaxed),
         }
     }

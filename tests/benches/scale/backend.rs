@@ -217,7 +217,8 @@ pub(crate) struct Counters {
     /// etcd keepalive messages received on `LeaseKeepAlive` streams; Consul TTL
     /// check updates (`/v1/agent/check/pass`).
     pub(crate) keepalives: f64,
-    /// etcd `Range` requests; Consul reads of the agent's API.
+    /// etcd `Range` and `LeaseTimeToLive` requests; Consul reads of the agent's
+    /// API.
     pub(crate) reads: f64,
     /// etcd: raft proposals committed; Consul: raft applies.
     pub(crate) consensus: f64,
@@ -258,7 +259,8 @@ impl Counters {
             puts,
             grants,
             keepalives,
-            reads: handled("Range"),
+            // A key check of a shared lease is a read of its key list.
+            reads: handled("Range") + handled("LeaseTimeToLive"),
             consensus: most("etcd_server_proposals_committed_total"),
             sent_bytes: total("etcd_network_client_grpc_sent_bytes_total", &[]),
         }
