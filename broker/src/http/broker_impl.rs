@@ -10,8 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::subs::{BROADCAST_VERSION, Removed, SERVICE_NAME};
 use super::{
-    CLOSED, CONNECTED, Conn, Core, HttpBroker, addr, client, conn, publish, retry, server, stats,
-    wire,
+    CLOSED, CONNECTED, Conn, Core, HttpBroker, addr, client, conn, retry, server, stats, wire,
 };
 use crate::{Broker, Envelope, Error, EventHandler, Result, SubscribeOptions, Subscription};
 
@@ -133,7 +132,7 @@ impl Broker for HttpBroker {
             Err(e) if e.is_not_found() => return Err(Error::NoSubscribers(topic.to_owned())),
             Err(e) => return Err(e.into()),
         };
-        let targets = publish::targets(&snapshot, topic);
+        let targets = core.index.get(&snapshot).targets(topic);
         if targets.is_empty() {
             return Err(Error::NoSubscribers(topic.to_owned()));
         }

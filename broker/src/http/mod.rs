@@ -166,6 +166,8 @@ pub(crate) struct Core {
     next_sub: AtomicU64,
     /// When a failed delivery last made the cache re-read the registry.
     last_suspect: parking_lot::Mutex<Option<tokio::time::Instant>>,
+    /// Subscribers by topic in the last snapshot of `micro.http.broker`.
+    pub(crate) index: publish::IndexMemo,
 }
 
 /// What exists while connected.
@@ -231,6 +233,7 @@ impl HttpBroker {
                     phase: std::sync::atomic::AtomicU8::new(NEVER),
                     next_sub: AtomicU64::new(1),
                     last_suspect: parking_lot::Mutex::new(None),
+                    index: publish::IndexMemo::default(),
                 }),
                 life: tokio::sync::Mutex::new(Life::default()),
             }),
@@ -262,7 +265,12 @@ impl HttpBroker {
             Err(e) if e.is_not_found() => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
-        Ok(publish::targets(&snapshot, topic)
+        Ok(self
+            .inner
+            .core
+            .index
+            .get(&snapshot)
+            .targets(topic)
             .into_iter()
             .flat_map(|t| match t {
                 publish::Target::Node(n) => vec![(None, n.node().clone())],

@@ -1,7 +1,11 @@
 //! Publishing: which targets an event goes to, and one attempt at each.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use bytes::Bytes;
-use micro_registry::{Node, NodeRef, Snapshot};
+use micro_registry::{NodeRef, Snapshot};
+use parking_lot::Mutex;
 
 use super::client::{Outcome, post};
 use super::retry::{Pending, RetryTarget};
@@ -23,54 +27,97 @@ pub(crate) enum Target {
     },
 }
 
-/// Whether `node` subscribes to `topic` through an HTTP broker (tagged
-/// `broker=http` and `topic=<topic>`).
-fn subscribes(node: &Node, topic: &str) -> bool {
-    node.metadata.get("broker").is_some_and(|b| b == "http")
-        && node.metadata.get("topic").is_some_and(|t| t == topic)
+/// The HTTP-broker subscriber nodes of every topic in one snapshot of
+/// `micro.http.broker`, built once per snapshot (every topic of the mesh is in
+/// that one service, so scanning it on each publish would cost every publisher
+/// time in proportion to every other topic's subscriptions).
+pub(crate) struct TopicIndex {
+    snapshot: Snapshot,
+    /// Topic → indices of its nodes in the snapshot, in snapshot order (so the
+    /// nodes of one version, one queue group, are contiguous).
+    topics: HashMap<String, Vec<u32>>,
 }
 
-/// The subscriber nodes of `topic` in versions accepted by `version`, as handles.
-fn candidates<'a>(
-    snapshot: &'a Snapshot,
-    topic: &'a str,
-    version: impl Fn(&str) -> bool + 'a,
-) -> impl Iterator<Item = NodeRef> + 'a {
-    snapshot
-        .nodes()
-        .enumerate()
-        .filter(move |(_, (svc, node))| version(&svc.version) && subscribes(node, topic))
-        .filter_map(move |(i, _)| snapshot.node_ref(i))
-}
+impl TopicIndex {
+    fn build(snapshot: Snapshot) -> Self {
+        let mut topics: HashMap<String, Vec<u32>> = HashMap::new();
+        for (i, (_, node)) in snapshot.nodes().enumerate() {
+            if node.metadata.get("broker").is_none_or(|b| b != "http") {
+                continue;
+            }
+            let (Some(topic), Ok(i)) = (node.metadata.get("topic"), u32::try_from(i)) else {
+                continue;
+            };
+            topics.entry(topic.clone()).or_default().push(i);
+        }
+        TopicIndex { snapshot, topics }
+    }
 
-/// Every target of an event on `topic`: each broadcast node, each queue group.
-pub(crate) fn targets(snapshot: &Snapshot, topic: &str) -> Vec<Target> {
-    let mut out: Vec<Target> = candidates(snapshot, topic, |v| v == BROADCAST_VERSION)
-        .map(Target::Node)
-        .collect();
-    // The registry gives one service entry per version, so each group once.
-    for svc in snapshot.services() {
-        if svc.version != BROADCAST_VERSION {
-            let members = group_members(snapshot, topic, &svc.version);
-            if !members.is_empty() {
-                out.push(Target::Group {
-                    name: svc.version.clone(),
-                    members,
-                });
+    /// The nodes of `topic` whose version `version` accepts.
+    fn candidates<'a>(
+        &'a self,
+        topic: &str,
+        version: impl Fn(&str) -> bool + 'a,
+    ) -> impl Iterator<Item = NodeRef> + 'a {
+        self.topics
+            .get(topic)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter_map(|&i| self.snapshot.node_ref(i as usize))
+            .filter(move |n| version(&n.service().version))
+    }
+
+    /// Every target of an event on `topic`: each broadcast node, each queue group.
+    pub(crate) fn targets(&self, topic: &str) -> Vec<Target> {
+        let mut out: Vec<Target> = Vec::new();
+        let mut groups: Vec<Target> = Vec::new();
+        for n in self.candidates(topic, |_| true) {
+            let version = &n.service().version;
+            if version == BROADCAST_VERSION {
+                out.push(Target::Node(n));
+                continue;
+            }
+            match groups.last_mut() {
+                Some(Target::Group { name, members }) if name == version => members.push(n),
+                _ => groups.push(Target::Group {
+                    name: version.clone(),
+                    members: vec![n],
+                }),
             }
         }
+        out.extend(groups);
+        out
     }
-    out
+
+    /// The broadcast node `id` of `topic`, if it is still registered.
+    pub(crate) fn find_node(&self, topic: &str, id: &str) -> Option<NodeRef> {
+        self.candidates(topic, |v| v == BROADCAST_VERSION)
+            .find(|n| n.id == id)
+    }
+
+    /// The members of queue group `name` of `topic`.
+    pub(crate) fn group_members(&self, topic: &str, name: &str) -> Vec<NodeRef> {
+        self.candidates(topic, |v| v == name).collect()
+    }
 }
 
-/// The broadcast node `id` of `topic`, if it is still registered.
-pub(crate) fn find_node(snapshot: &Snapshot, topic: &str, id: &str) -> Option<NodeRef> {
-    candidates(snapshot, topic, |v| v == BROADCAST_VERSION).find(|n| n.id == id)
-}
+/// The index of the last snapshot seen: rebuilt only when the cache hands out a
+/// new snapshot (a registry change), shared by every publish and retry until
+/// then.
+#[derive(Default)]
+pub(crate) struct IndexMemo(Mutex<Option<Arc<TopicIndex>>>);
 
-/// The members of queue group `name` of `topic`.
-pub(crate) fn group_members(snapshot: &Snapshot, topic: &str, name: &str) -> Vec<NodeRef> {
-    candidates(snapshot, topic, |v| v == name).collect()
+impl IndexMemo {
+    pub(crate) fn get(&self, snapshot: &Snapshot) -> Arc<TopicIndex> {
+        if let Some(ix) = self.0.lock().as_ref() {
+            if ix.snapshot.ptr_eq(snapshot) {
+                return ix.clone();
+            }
+        }
+        let ix = Arc::new(TopicIndex::build(snapshot.clone()));
+        *self.0.lock() = Some(ix.clone());
+        ix
+    }
 }
 
 /// How a delivery to a queue group ended.
@@ -231,5 +278,88 @@ impl Core {
             inc(&self.stats.dropped);
             inc(&self.stats.overflowed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use micro_registry::{Node, ServiceRecord};
+
+    use super::*;
+
+    fn node(id: &str, topic: &str) -> Node {
+        let mut n = Node::new(id, "127.0.0.1:1");
+        n.metadata.insert("broker".into(), "http".into());
+        n.metadata.insert("topic".into(), topic.into());
+        n
+    }
+
+    fn version(v: &str, nodes: Vec<Node>) -> ServiceRecord {
+        ServiceRecord {
+            name: "micro.http.broker".into(),
+            version: v.into(),
+            nodes,
+            ..Default::default()
+        }
+    }
+
+    fn ids(t: &Target) -> (Option<&str>, Vec<&str>) {
+        match t {
+            Target::Node(n) => (None, vec![n.id.as_str()]),
+            Target::Group { name, members } => (
+                Some(name.as_str()),
+                members.iter().map(|n| n.id.as_str()).collect(),
+            ),
+        }
+    }
+
+    #[test]
+    fn targets_come_from_the_topics_own_nodes() {
+        let mut plain = Node::new("not-http", "127.0.0.1:1");
+        plain.metadata.insert("topic".into(), "a".into());
+        let snapshot = Snapshot::new(vec![
+            version(
+                BROADCAST_VERSION,
+                vec![node("b1", "a"), node("x1", "b"), node("b2", "a"), plain],
+            ),
+            version("q1", vec![node("q1-a", "a"), node("q1-b", "b")]),
+            version("q2", vec![node("q2-a", "a"), node("q2-a2", "a")]),
+        ]);
+        let ix = TopicIndex::build(snapshot.clone());
+        let got: Vec<_> = ix.targets("a");
+        let got: Vec<_> = got.iter().map(ids).collect();
+        assert_eq!(
+            got,
+            vec![
+                (None, vec!["b1"]),
+                (None, vec!["b2"]),
+                (Some("q1"), vec!["q1-a"]),
+                (Some("q2"), vec!["q2-a", "q2-a2"]),
+            ]
+        );
+        assert!(ix.targets("none").is_empty());
+        assert_eq!(
+            ix.find_node("a", "b2").map(|n| n.id.clone()),
+            Some("b2".into())
+        );
+        assert!(ix.find_node("a", "x1").is_none(), "x1 is of topic b");
+        assert!(
+            ix.find_node("a", "q1-a").is_none(),
+            "queue members are not broadcast"
+        );
+        assert_eq!(ix.group_members("b", "q1").len(), 1);
+        assert!(ix.group_members("a", "q3").is_empty());
+    }
+
+    #[test]
+    fn the_index_is_built_once_per_snapshot() {
+        let memo = IndexMemo::default();
+        let one = Snapshot::new(vec![version(BROADCAST_VERSION, vec![node("b1", "a")])]);
+        let first = memo.get(&one);
+        assert!(Arc::ptr_eq(&first, &memo.get(&one.clone())));
+        let two = Snapshot::new(vec![version(BROADCAST_VERSION, vec![node("b2", "a")])]);
+        let second = memo.get(&two);
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(ids(&second.targets("a")[0]).1, vec!["b2"]);
     }
 }

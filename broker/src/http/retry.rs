@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Outcome, post};
-use super::publish::{GroupOutcome, find_node, group_members};
+use super::publish::GroupOutcome;
 use super::stats::{add, dec, inc};
 use super::subs::SERVICE_NAME;
 use super::{Conn, Core};
@@ -181,7 +181,7 @@ impl Core {
         };
         match p.target.clone() {
             RetryTarget::Node(id) => {
-                let Some(node) = find_node(&snapshot, &p.topic, &id) else {
+                let Some(node) = self.index.get(&snapshot).find_node(&p.topic, &id) else {
                     return self.gone(&p, "subscriber no longer registered");
                 };
                 match post(
@@ -210,7 +210,7 @@ impl Core {
                 }
             }
             RetryTarget::Group(name) => {
-                let members = group_members(&snapshot, &p.topic, &name);
+                let members = self.index.get(&snapshot).group_members(&p.topic, &name);
                 if members.is_empty() {
                     return self.gone(&p, "queue group no longer registered");
                 }
