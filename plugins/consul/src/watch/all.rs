@@ -234,7 +234,7 @@ impl AllWatch {
                     }
                 }
             } else {
-                Snapshot::new()
+                Snapshot::default()
             };
             let old = self.snaps.remove(&name).unwrap_or_default();
             events.extend(diff(&old, &new));

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use micro_registry::{Action, Result, ServiceRecord, WatchEvent, Watcher};
+use micro_registry::{Action, Node, Result, ServiceRecord, WatchEvent, Watcher};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -35,50 +35,105 @@ pub(crate) use blocking::Blocking;
 /// delivered, so nothing is lost, only delayed).
 const BUFFER: usize = 256;
 
-/// The healthy nodes of one service, by node id, each as a single-node service.
-pub(crate) type Snapshot = BTreeMap<String, ServiceRecord>;
+/// The healthy nodes of one service, by node id.
+///
+/// Nodes whose service part (name, version, metadata, endpoints: most of a
+/// record's size) is the same share one copy of it, so a watch keeps about a
+/// node's own size per node instead of a whole record per node.
+#[derive(Default)]
+pub(crate) struct Snapshot {
+    nodes: BTreeMap<String, Kept>,
+}
+
+struct Kept {
+    /// The service without nodes, shared with the other nodes of the answer.
+    service: Arc<ServiceRecord>,
+    node: Node,
+}
+
+impl Kept {
+    /// The node as a single-node service, as events carry it.
+    fn record(&self) -> ServiceRecord {
+        ServiceRecord {
+            nodes: vec![self.node.clone()],
+            ..(*self.service).clone()
+        }
+    }
+
+    fn same(&self, other: &Kept) -> bool {
+        self.node == other.node
+            && (Arc::ptr_eq(&self.service, &other.service) || self.service == other.service)
+    }
+}
+
+impl Snapshot {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    #[cfg(test)]
+    fn ids(&self) -> Vec<&str> {
+        self.nodes.keys().map(String::as_str).collect()
+    }
+}
 
 /// The healthy instances as a [`Snapshot`]; the first of two instances with one id
 /// wins.
 pub(crate) fn snapshot(instances: Vec<Instance>) -> Snapshot {
-    let mut snap = Snapshot::new();
+    let mut shared: Vec<Arc<ServiceRecord>> = Vec::new();
+    let mut nodes = BTreeMap::new();
     for inst in instances {
         if inst.critical {
             continue;
         }
-        if let Some(id) = inst.service.nodes.first().map(|n| n.id.clone()) {
-            snap.entry(id).or_insert(inst.service);
+        let mut service = inst.service;
+        if service.nodes.is_empty() {
+            continue;
         }
+        let node = service.nodes.swap_remove(0);
+        service.nodes = Vec::new();
+        if nodes.contains_key(&node.id) {
+            continue;
+        }
+        let service = match shared.iter().find(|s| ***s == service) {
+            Some(s) => s.clone(),
+            None => {
+                let s = Arc::new(service);
+                shared.push(s.clone());
+                s
+            }
+        };
+        nodes.insert(node.id.clone(), Kept { service, node });
     }
-    snap
+    Snapshot { nodes }
 }
 
 /// The events that turn `old` into `new`.
 pub(crate) fn diff(old: &Snapshot, new: &Snapshot) -> Vec<WatchEvent> {
     let mut events = Vec::new();
-    for (id, o) in old {
-        match new.get(id) {
+    for (id, o) in &old.nodes {
+        match new.nodes.get(id) {
             None => events.push(event(Action::Delete, o)),
-            Some(n) if n.version != o.version => {
+            Some(n) if n.service.version != o.service.version => {
                 events.push(event(Action::Delete, o));
                 events.push(event(Action::Create, n));
             }
-            Some(n) if n != o => events.push(event(Action::Update, n)),
+            Some(n) if !n.same(o) => events.push(event(Action::Update, n)),
             Some(_) => {}
         }
     }
-    for (id, n) in new {
-        if !old.contains_key(id) {
+    for (id, n) in &new.nodes {
+        if !old.nodes.contains_key(id) {
             events.push(event(Action::Create, n));
         }
     }
     events
 }
 
-fn event(action: Action, service: &ServiceRecord) -> WatchEvent {
+fn event(action: Action, kept: &Kept) -> WatchEvent {
     WatchEvent {
         action,
-        service: service.clone(),
+        service: kept.record(),
     }
 }
 
@@ -155,7 +210,7 @@ impl Drop for ConsulWatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use micro_registry::{Endpoint, Node};
+    use micro_registry::Endpoint;
 
     fn svc(id: &str, version: &str, addr: &str) -> ServiceRecord {
         ServiceRecord {
@@ -207,6 +262,38 @@ mod tests {
     }
 
     #[test]
+    fn nodes_share_their_service_and_events_carry_whole_records() {
+        let mut with_endpoints = svc("x", "1", "h:1");
+        with_endpoints.endpoints.push(Endpoint {
+            name: "S.E".into(),
+            ..Default::default()
+        });
+        let nodes: Vec<ServiceRecord> = (0..10)
+            .map(|i| {
+                let mut s = with_endpoints.clone();
+                s.nodes = vec![Node::new(format!("n{i}"), format!("h:{i}"))];
+                s
+            })
+            .collect();
+        let old = snap(&nodes);
+        let first = &old.nodes["n0"].service;
+        assert!(first.nodes.is_empty());
+        assert_eq!(Arc::strong_count(first), 10, "one copy for ten nodes");
+        let new = snap(&nodes[1..]);
+        let events = diff(&old, &new);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].action, Action::Delete);
+        assert_eq!(events[0].service, nodes[0], "the whole record");
+        let mut moved = nodes[1].clone();
+        moved.nodes[0].address = "h:99".into();
+        let events = diff(&new, &snap(&[moved.clone()]));
+        assert!(events.contains(&WatchEvent {
+            action: Action::Update,
+            service: moved
+        }));
+    }
+
+    #[test]
     fn critical_instances_are_absent() {
         let s = snapshot(vec![
             Instance {
@@ -218,6 +305,6 @@ mod tests {
                 critical: false,
             },
         ]);
-        assert_eq!(s.keys().collect::<Vec<_>>(), vec!["b"]);
+        assert_eq!(s.ids(), vec!["b"]);
     }
 }
