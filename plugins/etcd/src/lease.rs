@@ -3,7 +3,7 @@
 //! over one keepalive stream. A process with a thousand nodes therefore sends one
 //! renewal per third of the TTL, not a thousand, and checks that its keys still
 //! exist with one `LeaseTimeToLive` request (keys included) instead of a read per
-//! key.
+//! key (a lease of a few keys checks each with a read, see [`DIRECT_CHECK_MAX`]).
 //!
 //! A [`Group`] owns the lease and the set of keys written on it with their
 //! values, so that when etcd says the lease is gone (expired during an outage,
@@ -35,6 +35,13 @@ pub(crate) const MAX_KEYS_PER_LEASE: usize = 8192;
 /// this period; a key deleted behind the registry's back is written again by the
 /// first `register` of it after the check that saw it missing.
 pub(crate) const CHECK_REUSE: Duration = Duration::from_secs(1);
+
+/// Up to this many keys on a lease, a `register` of an unchanged record checks
+/// its own key with one serializable read (any member answers; a process with
+/// one node, the usual case, makes one read per interval as before). Above it,
+/// the lease's key list serves every key: `LeaseTimeToLive` is answered by the
+/// leader, but once per [`CHECK_REUSE`] instead of once per key.
+pub(crate) const DIRECT_CHECK_MAX: usize = 4;
 
 /// A lease as the keeper sees it: id 0 means "none".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -133,7 +140,7 @@ impl Group {
         stats: &Arc<Stats>,
     ) -> Result<()> {
         for _ in 0..4 {
-            let (lease, held) = {
+            let (lease, held, few) = {
                 let mut st = self.state.lock().await;
                 if st.orphans.remove(key) {
                     self.orphaned
@@ -141,10 +148,18 @@ impl Group {
                 }
                 let lease = self.current(conn, &mut st, stats).await?;
                 let held = st.members.get(key).is_some_and(|v| **v == **value);
-                (lease, held && !self.pending.load(Ordering::Acquire))
+                let few = st.members.len() <= DIRECT_CHECK_MAX;
+                (lease, held && !self.pending.load(Ordering::Acquire), few)
             };
-            if held && self.attached(conn, lease.id, key, stats).await? {
-                return Ok(());
+            if held {
+                let there = if few {
+                    direct(conn, key, value, lease.id).await?
+                } else {
+                    self.attached(conn, lease.id, key, stats).await?
+                };
+                if there {
+                    return Ok(());
+                }
             }
             match conn.put("register", key, value, lease.id).await {
                 Err(e) if lease_not_found(&e) => {
@@ -368,6 +383,15 @@ impl Group {
 /// The keeper's handle on its group: weak, so a forgotten keeper cannot keep a
 /// lease alive.
 pub(crate) type GroupRef = Weak<Group>;
+
+/// Whether etcd holds `value` at `key` on `lease`, by one serializable read.
+async fn direct(conn: &Conn, key: &str, value: &[u8], lease: i64) -> Result<bool> {
+    let resp = conn.get("register", key, false).await?;
+    Ok(resp
+        .kvs()
+        .first()
+        .is_some_and(|kv| kv.value() == value && kv.lease() == lease))
+}
 
 async fn grant(conn: &Conn, secs: i64, stats: &Stats) -> Result<Lease> {
     let (id, ttl) = conn.grant("register", secs).await?;

@@ -38,12 +38,15 @@
 //! per node:
 //!
 //! * The first key of a TTL grants the lease; every later key is written on it.
-//! * Later calls for an unchanged record make **no write**: they look the key up
-//!   in the lease's key list (one `LeaseTimeToLive` request with keys, shared by
-//!   every call of that lease within one second). A record that is missing or
-//!   sits on another lease (deleted or overwritten by hand) is written again by
-//!   the first call after the check that saw it; a changed record is written at
-//!   once. Registration never gives up: each call tries again.
+//! * Later calls for an unchanged record make **no write**, only a check: on a
+//!   lease of up to 4 keys (a process with one node, the usual case) one
+//!   serializable read of the key, which any member answers; on a larger lease a
+//!   look-up in the lease's key list (one `LeaseTimeToLive` request with keys,
+//!   answered by the leader, shared by every call of that lease within one
+//!   second). A record that is missing, differs or sits on another lease
+//!   (deleted or overwritten by hand) is written again by the first call after
+//!   the check that saw it; a changed record is written at once. Registration
+//!   never gives up: each call tries again.
 //! * One keeper task per lease renews it over **one long-lived keepalive
 //!   stream** (a renewal every third of the TTL; the stream is replaced only when
 //!   the lease changes or the stream breaks), so repeated `register` calls cost no
