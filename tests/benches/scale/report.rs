@@ -332,24 +332,43 @@ fn targets(o: &mut String, r: &Results) -> Res<()> {
             wm < wg,
         )?;
     }
-    // The worst registry at the largest N with client figures; none: missed.
-    let top = cells
-        .iter()
-        .filter(|c| c.client.is_some())
-        .map(|c| c.n)
-        .max();
-    let worst_mem = cells
-        .iter()
-        .filter(|c| Some(c.n) == top)
-        .filter_map(|c| c.client.map(|cc| cc.bytes_per_node))
-        .fold(f64::NAN, f64::max);
-    target(
-        o,
-        &format!("cache_bytes_per_node_{}", top.unwrap_or(0)),
-        format!("{worst_mem:.0}B"),
-        "<=2048B",
-        worst_mem <= 2048.0,
-    )?;
+    // Client memory per cached node: each registry at the largest N it
+    // completed; a registry that failed at the largest N asked for misses.
+    for kind in [Kind::Etcd1, Kind::Etcd3, Kind::Consul] {
+        let Some(c) = cells
+            .iter()
+            .filter(|c| c.stack == Stack::Micro && c.kind == kind && c.client.is_some())
+            .max_by_key(|c| c.n)
+        else {
+            continue;
+        };
+        let bytes = c.client.map_or(f64::NAN, |cc| cc.bytes_per_node);
+        target(
+            o,
+            &format!(
+                "cache_bytes_per_node_{}_{}",
+                kind.label().replace('-', ""),
+                c.n
+            ),
+            format!("{bytes:.0}B"),
+            "<=2048B",
+            bytes <= 2048.0,
+        )?;
+    }
+    for (stack, kind, n, why) in &r.failed {
+        let why: String = why.chars().take(80).collect();
+        target(
+            o,
+            &format!(
+                "completed_{}_{}_{n}",
+                stack.label().replace([' ', '-'], ""),
+                kind.label().replace('-', "")
+            ),
+            format!("failed({})", why.replace(' ', "_")),
+            "completed",
+            false,
+        )?;
+    }
     target(
         o,
         "pick_1000_nodes",

@@ -44,6 +44,8 @@ pub(crate) struct Cell {
 pub(crate) struct Results {
     pub(crate) settings: Vec<(String, String)>,
     pub(crate) cells: Vec<Cell>,
+    /// Measurements that failed: stack, registry, N, the error.
+    pub(crate) failed: Vec<(Stack, Kind, usize, String)>,
     pub(crate) pick_ns: f64,
     pub(crate) fanout: Vec<Fanout>,
     pub(crate) out: PathBuf,
@@ -99,6 +101,7 @@ pub(crate) async fn run() -> Res<()> {
     eprintln!("scale: pick in a service of 1000 nodes");
     let pick_ns = client::pick_ns(1_000, 200_000).await?;
     let mut cells = Vec::new();
+    let mut failed = Vec::new();
     for &kind in &kinds {
         for &n in &ns {
             eprintln!(
@@ -109,19 +112,25 @@ pub(crate) async fn run() -> Res<()> {
             // A failed measurement is reported and left out; the run goes on.
             match micro_cell(&bins, kind, n, procs, window, churn_window).await {
                 Ok(c) => cells.push(c),
-                Err(e) => eprintln!(
-                    "scale: micro on {} with {n} nodes failed: {e}",
-                    kind.label()
-                ),
+                Err(e) => {
+                    eprintln!(
+                        "scale: micro on {} with {n} nodes failed: {e}",
+                        kind.label()
+                    );
+                    failed.push((Stack::Micro, kind, n, e.to_string()));
+                }
             }
             if go && kind == Kind::Etcd1 {
                 eprintln!("scale: go-micro v5 on {} with {n} nodes", kind.label());
                 match go_cell(&bins, kind, n, procs, window).await {
                     Ok(c) => cells.push(c),
-                    Err(e) => eprintln!(
-                        "scale: go-micro on {} with {n} nodes failed: {e}",
-                        kind.label()
-                    ),
+                    Err(e) => {
+                        eprintln!(
+                            "scale: go-micro on {} with {n} nodes failed: {e}",
+                            kind.label()
+                        );
+                        failed.push((Stack::GoMicro, kind, n, e.to_string()));
+                    }
                 }
             }
         }
@@ -139,6 +148,7 @@ pub(crate) async fn run() -> Res<()> {
     let results = Results {
         settings,
         cells,
+        failed,
         pick_ns,
         fanout: fan,
         out,
