@@ -62,7 +62,7 @@ pub(crate) fn print(r: &Results) -> Res<()> {
         "\nselector pick (select + next) in a service of 1000 nodes: {:.0} ns",
         r.pick_ns
     )?;
-    model(&mut o, &r.cells)?;
+    model(&mut o, r)?;
     writeln!(o, "\nrun took {:.0} s", r.elapsed.as_secs_f64())?;
     targets(&mut o, r)?;
     print!("{o}");
@@ -236,14 +236,30 @@ fn largest(cells: &[Cell], stack: Stack, kind: Kind) -> Option<&Cell> {
 /// smallest and largest N; a watch of everything gets the events the churn
 /// makes (2 % of the nodes change per second at 1 % churn: down, then up) at
 /// the bytes per event measured.
-fn model(o: &mut String, cells: &[Cell]) -> Res<()> {
+///
+/// micro's etcd registry keeps one lease per process (registry client), so its
+/// rates depend on how many nodes a process hosts. Two rows: the bench's layout
+/// (the registrant processes share the nodes), and one node per process (the
+/// usual deployment): there every node is a lease, renewed as often as the
+/// largest N's leases were, and checks its key with a read each interval, as
+/// the smallest N's nodes did (a lease of a few keys reads each key).
+fn model(o: &mut String, r: &Results) -> Res<()> {
     const NODES: f64 = 100_000.0;
+    /// The most keys one lease of micro's etcd registry holds.
+    const MAX_KEYS_PER_LEASE: f64 = 8192.0;
+    let cells = &r.cells;
+    let procs: f64 = r
+        .settings
+        .iter()
+        .find(|(k, _)| k == "registrant processes")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(4.0);
     writeln!(o, "\n## Model: 100 000 nodes in 10 000 services\n")?;
     writeln!(
         o,
-        "| stack | registry | writes/s | reads/s | server RSS GiB | watch-all client: events/s, MB/s at 1 %/s churn |"
+        "| stack | registry | layout | writes/s | reads/s | server RSS GiB | watch-all client: events/s, MB/s at 1 %/s churn |"
     )?;
-    writeln!(o, "|---|---|---:|---:|---:|---:|")?;
+    writeln!(o, "|---|---|---|---:|---:|---:|---:|")?;
     for kind in [Kind::Etcd1, Kind::Etcd3, Kind::Consul] {
         for stack in [Stack::Micro, Stack::GoMicro] {
             let mine: Vec<&Cell> = cells
@@ -273,16 +289,40 @@ fn model(o: &mut String, cells: &[Cell]) -> Res<()> {
                 let events = 0.02 * NODES;
                 format!("{events:.0}, {:.2}", events * per_event / 1e6)
             });
-            writeln!(
-                o,
-                "| {} | {} | {:.0} | {:.0} | {:.2} | {} |",
-                stack.label(),
-                kind.label(),
-                per_sec(s.delta.writes),
-                per_sec(s.delta.reads),
-                rss / 1024.0 / 1024.0,
-                watch,
-            )?;
+            let mut row = |layout: String, writes: f64, reads: f64| {
+                writeln!(
+                    o,
+                    "| {} | {} | {layout} | {writes:.0} | {reads:.0} | {:.2} | {watch} |",
+                    stack.label(),
+                    kind.label(),
+                    rss / 1024.0 / 1024.0,
+                )
+            };
+            if stack == Stack::Micro && kind.is_etcd() {
+                // Per lease per minute at the largest N (one lease per process
+                // there), and the leases 100 000 nodes need in this layout.
+                let per_lease = s.per_node_min(s.delta.writes, hi.n) * hi.n as f64 / procs;
+                let reads_per_lease = s.per_node_min(s.delta.reads, hi.n) * hi.n as f64 / procs;
+                let per_proc = (NODES / procs).ceil();
+                let leases = procs * (per_proc / MAX_KEYS_PER_LEASE).ceil();
+                row(
+                    format!("{procs:.0} processes, {per_proc:.0} nodes each"),
+                    per_lease * leases / 60.0,
+                    reads_per_lease * leases / 60.0,
+                )?;
+                let reads_one = lo.steady.per_node_min(lo.steady.delta.reads, lo.n);
+                row(
+                    "one node per process".into(),
+                    per_lease * NODES / 60.0,
+                    reads_one * NODES / 60.0,
+                )?;
+            } else {
+                row(
+                    "as measured".into(),
+                    per_sec(s.delta.writes),
+                    per_sec(s.delta.reads),
+                )?;
+            }
         }
     }
     Ok(())
