@@ -226,3 +226,32 @@ async fn deregistration_that_failed_is_finished_after_the_outage() {
     assert!(gone, "n0 not deleted: {left:?}");
     assert_eq!(left[0].0, format!("{PREFIX}n1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_after_shutdown_renews_again() {
+    init_tracing();
+    let etcd = Etcd::start().await.expect("etcd");
+    let reg = registry(&etcd);
+    let svcs = nodes();
+    let ttl = Duration::from_secs(3);
+    register_all(&reg, &svcs[..6], ttl).await;
+    reg.shutdown().await;
+    assert_eq!(reg.stats().keepalive_streams, 0);
+    register_all(&reg, &svcs[..6], ttl).await;
+    assert!(
+        wait_until(
+            Duration::from_secs(2),
+            Duration::from_millis(10),
+            || async { reg.stats().keepalive_streams == 1 }
+        )
+        .await,
+        "{:?}",
+        reg.stats()
+    );
+    let mut c = etcd.client().await.expect("client");
+    let before = records(&mut c).await;
+    // Two TTLs without a register call: kept alive by the restarted keeper.
+    tokio::time::sleep(ttl * 2).await;
+    assert_eq!(records(&mut c).await, before);
+    assert_eq!(reg.stats().leases_granted, 1);
+}

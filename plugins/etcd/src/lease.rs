@@ -151,6 +151,8 @@ impl Group {
                 let few = st.members.len() <= DIRECT_CHECK_MAX;
                 (lease, held && !self.pending.load(Ordering::Acquire), few)
             };
+            // Renewing again after `shutdown` stopped the keeper.
+            self.start_keeper(conn, stats);
             if held {
                 let there = if few {
                     direct(conn, key, value, lease.id).await?

@@ -121,12 +121,16 @@ impl Registrations {
             }
             slot
         };
+        let Some(slot) = slot else {
+            // Not ours (or already gone): delete whatever is there, as go-micro does.
+            return conn.delete("deregister", key).await.map(drop);
+        };
+        // Under the slot's lock, so a registration in flight finishes first and
+        // its write cannot land after the delete.
+        let mut st = slot.state.lock().await;
         let deleted = conn.delete("deregister", key).await.map(drop);
-        if let Some(slot) = slot {
-            let mut st = slot.state.lock().await;
-            if let Some(g) = st.group.take() {
-                g.forget(conn, key, deleted.is_err()).await;
-            }
+        if let Some(g) = st.group.take() {
+            g.forget(conn, key, deleted.is_err()).await;
         }
         deleted
     }
