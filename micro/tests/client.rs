@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{CallRequest, CallResponse, Empty, FailRequest, SlowRequest};
 use micro::RpcError;
 use micro::client::{ClientOptions, ClientRequest, RpcClient};
-use micro::registry::{Node, RegisterOptions, Registry, ServiceRecord};
+use micro::registry::Registry;
 use micro::server::Server;
 use parking_lot::Mutex;
 
@@ -347,18 +347,7 @@ async fn black_hole(
             }));
         }
     });
-    let mut node = Node::new(format!("{service}-hole"), addr.clone());
-    node.metadata.insert("protocol".into(), "mucp".into());
-    let svc = ServiceRecord {
-        name: service.into(),
-        version: "latest".into(),
-        nodes: vec![node],
-        ..Default::default()
-    };
-    registry
-        .register(&svc, &RegisterOptions::default())
-        .await
-        .unwrap();
+    common::register(registry, service, "hole", &addr).await;
     (addr, task)
 }
 

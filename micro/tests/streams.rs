@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::Num;
 use micro::client::{CallError, CallErrorKind, ClientOptions, ClientStream, RpcClient};
-use micro::registry::{MemoryRegistry, Node, RegisterOptions, Registry, ServiceRecord};
+use micro::registry::{MemoryRegistry, Registry};
 use micro::server::{Handler, HandlerSet, Routes, RpcServer, Server};
 use micro::{Context, RpcError};
 use tokio::io::AsyncReadExt;
@@ -341,18 +341,8 @@ async fn a_callers_deadline_ends_a_recv_from_a_hung_peer() {
 async fn a_hung_registry_does_not_hold_a_stream_opening_past_its_timeout() {
     let memory = Arc::new(MemoryRegistry::new());
     let faulty = Arc::new(micro::registry::testing::Faulty::new(memory.clone()));
-    let mut node = Node::new("hung-1", "127.0.0.1:1");
-    node.metadata.insert("protocol".into(), "mucp".into());
-    let svc = ServiceRecord {
-        name: "hung".into(),
-        version: "latest".into(),
-        nodes: vec![node],
-        ..Default::default()
-    };
-    memory
-        .register(&svc, &RegisterOptions::default())
-        .await
-        .unwrap();
+    let registry: Arc<dyn Registry> = memory.clone();
+    common::register(&registry, "hung", "1", "127.0.0.1:1").await;
     faulty.set_delay(Duration::from_secs(60));
     let client = RpcClient::new(ClientOptions::new().registry(faulty));
     let start = Instant::now();
