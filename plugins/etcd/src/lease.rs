@@ -235,6 +235,8 @@ impl Group {
     }
 
     /// The current lease, granted (and its keeper started) when there is none.
+    /// A group without a lease holds no key (`forget` and `relocate` drop the
+    /// lease only when the last key is gone), so there is nothing to rewrite.
     async fn current(
         self: &Arc<Self>,
         conn: &Arc<Conn>,
@@ -245,10 +247,6 @@ impl Group {
             st.lease = grant(conn, self.ttl, stats).await?;
             self.lease_tx.send_replace(st.lease);
             self.start_keeper(conn, stats);
-            // Members without a lease only exist if a regrant failed half-way.
-            if !st.members.is_empty() {
-                self.rewrite(conn, st).await;
-            }
         }
         Ok(st.lease)
     }
