@@ -3,13 +3,13 @@
 use std::io;
 
 use async_trait::async_trait;
-use bytes::Buf;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::HttpTransportOptions;
 use super::codec;
-use super::conn::{Conn, LazyDeadline, Reader, after, unexpected_eof};
+use super::conn::{Conn, Reader, Signalled, after};
+use super::read::{self, ResponseLimits};
 use crate::{DialOptions, Error, Message, Result, Socket};
 
 /// A dialled connection. Responses are read in stream mode (go-micro's `WithStream`):
@@ -75,69 +75,30 @@ impl ClientSocket {
     async fn read_response(&self, rd: &mut Reader, overall: Option<Instant>) -> Result<Message> {
         let opts = &self.conn.opts;
         let signal = &self.conn.signal;
-        loop {
-            if rd.buf.is_empty() && rd.fill(overall, signal).await? == 0 {
-                return Err(Error::Closed);
-            }
-            let mut head_deadline = LazyDeadline::new(opts.limits.header_read_timeout, overall);
-            let mut scanned = 0;
-            let head = loop {
-                if let Some(end) = codec::head_end(&rd.buf, scanned) {
-                    match codec::parse_response(&rd.buf[..end])? {
-                        Some(head) if head.len <= opts.limits.max_header_size => break head,
-                        Some(head) => return Err(head_too_large(head.len, opts)),
-                        // only blank lines so far
-                        None => scanned = end,
-                    }
-                    continue;
-                }
-                scanned = rd.buf.len();
-                if rd.buf.len() > opts.limits.max_header_size {
-                    return Err(head_too_large(rd.buf.len(), opts));
-                }
-                if rd.buf.len() <= codec::EARLY_CHECK {
-                    // garbage is refused at once, not after the header timeout
-                    codec::parse_response(&rd.buf)?;
-                }
-                if rd.fill(head_deadline.get(), signal).await? == 0 {
-                    return Err(unexpected_eof());
-                }
-            };
-            rd.buf.advance(head.len);
-            if head.code == 101 {
-                return Err(Error::malformed("unexpected 101 switching protocols"));
-            }
-            if (100..200).contains(&head.code) {
-                continue; // interim response (100 Continue, 103 Early Hints)
-            }
-            let body_deadline = LazyDeadline::new(opts.limits.body_read_timeout, overall);
-            let limit = opts.limits.max_body_size as u64;
-            let body = rd
-                .read_body(
-                    head.framing,
-                    limit,
-                    opts.limits.max_header_size,
-                    body_deadline,
-                    signal,
-                )
-                .await?;
-            if !head.keep_alive {
-                // the server closes after this response
-                signal.close();
-                rd.io = None;
-            }
-            if head.code != 200 {
-                return Err(Error::Status {
-                    code: head.code,
-                    reason: head.reason,
-                    body,
-                });
-            }
-            return Ok(Message {
-                header: head.header,
+        let limits = ResponseLimits {
+            max_head: opts.limits.max_header_size,
+            max_body: opts.limits.max_body_size as u64,
+            head_timeout: opts.limits.header_read_timeout,
+            body_timeout: opts.limits.body_read_timeout,
+        };
+        let (head, body) =
+            read::read_response(&mut Signalled { rd, signal }, &limits, overall).await?;
+        if !head.keep_alive {
+            // the server closes after this response
+            signal.close();
+            rd.io = None;
+        }
+        if head.code != 200 {
+            return Err(Error::Status {
+                code: head.code,
+                reason: head.reason,
                 body,
             });
         }
+        Ok(Message {
+            header: head.header,
+            body,
+        })
     }
 }
 
@@ -155,14 +116,6 @@ fn dial_target(addr: &str) -> Result<String> {
     } else {
         addr.to_owned()
     })
-}
-
-fn head_too_large(size: usize, opts: &HttpTransportOptions) -> Error {
-    Error::TooLarge {
-        what: "header block",
-        size: size as u64,
-        limit: opts.limits.max_header_size as u64,
-    }
 }
 
 #[async_trait]

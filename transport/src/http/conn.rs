@@ -17,8 +17,9 @@ use tokio::sync::{Mutex, Notify};
 use tokio::time::{Instant, Sleep};
 
 use super::HttpTransportOptions;
-use super::codec::{ChunkedDecoder, Framing};
+use super::codec::Framing;
 use super::io::{ReadIo, WriteIo};
+use super::read;
 use crate::{Error, Result};
 
 /// Read buffer size: a typical RPC message fits in one read.
@@ -26,9 +27,6 @@ const READ_CHUNK: usize = 8 * 1024;
 /// Bodies up to this size are copied into the write buffer (one `write`); larger ones
 /// go out with the head in one vectored write, without a copy.
 const COPY_BODY_MAX: usize = 64 * 1024;
-/// Bodies up to this size are copied out of the read buffer (which is then reused);
-/// larger ones are split off it without a copy.
-const SPLIT_BODY_MIN: usize = 16 * 1024;
 /// A write buffer grown beyond this (a huge header) is dropped after use.
 const WRITE_BUF_KEEP: usize = 256 * 1024;
 /// A read buffer grown beyond this (a huge head) is dropped once it is empty, so an
@@ -213,70 +211,11 @@ impl Reader {
         framing: Framing,
         limit: u64,
         max_trailer: usize,
-        mut deadline: LazyDeadline,
+        deadline: LazyDeadline,
         signal: &CloseSignal,
     ) -> Result<Bytes> {
-        match framing {
-            Framing::Empty => Ok(Bytes::new()),
-            Framing::Length(n) => {
-                if n > limit {
-                    return Err(Error::TooLarge {
-                        what: "body",
-                        size: n,
-                        limit,
-                    });
-                }
-                let n = n as usize;
-                if self.buf.len() < n {
-                    // room for the whole body, so that it arrives in large reads and can
-                    // be split off without a copy
-                    self.buf.reserve(n - self.buf.len());
-                }
-                while self.buf.len() < n {
-                    if self.fill(deadline.get(), signal).await? == 0 {
-                        return Err(unexpected_eof());
-                    }
-                }
-                Ok(self.take(n))
-            }
-            Framing::Chunked => {
-                let mut decoder = ChunkedDecoder::default();
-                let mut out = BytesMut::new();
-                loop {
-                    if decoder.decode(&mut self.buf, &mut out, limit, max_trailer)? {
-                        return Ok(out.freeze());
-                    }
-                    if self.fill(deadline.get(), signal).await? == 0 {
-                        return Err(unexpected_eof());
-                    }
-                }
-            }
-            Framing::UntilEof => loop {
-                if self.buf.len() as u64 > limit {
-                    let size = self.buf.len() as u64;
-                    return Err(Error::TooLarge {
-                        what: "body",
-                        size,
-                        limit,
-                    });
-                }
-                if self.fill(deadline.get(), signal).await? == 0 {
-                    let n = self.buf.len();
-                    return Ok(self.take(n));
-                }
-            },
-        }
-    }
-
-    /// Takes the first `n` buffered bytes as a body.
-    fn take(&mut self, n: usize) -> Bytes {
-        if n < SPLIT_BODY_MIN {
-            let body = Bytes::copy_from_slice(&self.buf[..n]);
-            bytes::Buf::advance(&mut self.buf, n);
-            body
-        } else {
-            self.buf.split_to(n).freeze()
-        }
+        let mut f = Signalled { rd: self, signal };
+        read::read_body(&mut f, framing, limit, max_trailer, deadline).await
     }
 
     /// Reads and drops whatever the peer still sends, for a short while, so that a
@@ -298,11 +237,22 @@ impl Reader {
     }
 }
 
-pub(crate) fn unexpected_eof() -> Error {
-    Error::Io(io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "connection closed mid-message",
-    ))
+pub(crate) use super::read::unexpected_eof;
+
+/// A connection's reader with its close signal, as the shared reading code wants it.
+pub(crate) struct Signalled<'a> {
+    pub(crate) rd: &'a mut Reader,
+    pub(crate) signal: &'a CloseSignal,
+}
+
+impl read::Fill for Signalled<'_> {
+    fn buf(&mut self) -> &mut BytesMut {
+        &mut self.rd.buf
+    }
+
+    fn fill(&mut self, deadline: Option<Instant>) -> impl Future<Output = Result<usize>> + Send {
+        self.rd.fill(deadline, self.signal)
+    }
 }
 
 /// The write half and a buffer reused for every message head.

@@ -67,9 +67,11 @@ mod codec;
 mod conn;
 mod io;
 mod listener;
+mod read;
 mod server;
 #[cfg(feature = "tls")]
 mod tls;
+pub mod wire;
 
 use std::time::Duration;
 

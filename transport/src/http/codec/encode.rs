@@ -31,6 +31,43 @@ pub(crate) fn write_request(buf: &mut BytesMut, host: &str, header: &Header, bod
     buf.extend_from_slice(b"\r\n");
 }
 
+/// Writes the head of a request without a body: `<method> <target> HTTP/1.1`,
+/// `Host`, `User-Agent`, then `header` (framing headers left out). Fails when the
+/// method is not an HTTP token or the target is empty or holds a byte a request
+/// line cannot (space, control characters).
+pub(crate) fn write_bodiless_request(
+    buf: &mut BytesMut,
+    method: &str,
+    target: &str,
+    host: &str,
+    header: &Header,
+) -> Result<(), &'static str> {
+    if method.is_empty() || !method.bytes().all(is_token_byte) {
+        return Err("the method is not an http token");
+    }
+    if target.is_empty() || target.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err("the target is empty or holds a space or control character");
+    }
+    buf.extend_from_slice(method.as_bytes());
+    buf.extend_from_slice(b" ");
+    buf.extend_from_slice(target.as_bytes());
+    buf.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    put_value(buf, host.as_bytes());
+    buf.extend_from_slice(b"\r\nUser-Agent: ");
+    put_value(
+        buf,
+        header.get("User-Agent").unwrap_or(USER_AGENT).as_bytes(),
+    );
+    buf.extend_from_slice(b"\r\n");
+    for (name, value) in header.iter() {
+        if !is_request_framing(name) {
+            put_header(buf, name, value);
+        }
+    }
+    buf.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
 /// What the `Connection` header of a response says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ConnectionHeader {

@@ -8,7 +8,9 @@ mod encode;
 use std::mem::MaybeUninit;
 
 pub(crate) use chunked::ChunkedDecoder;
-pub(crate) use encode::{ConnectionHeader, write_error, write_request, write_response};
+pub(crate) use encode::{
+    ConnectionHeader, write_bodiless_request, write_error, write_request, write_response,
+};
 
 use crate::{Error, Header};
 
