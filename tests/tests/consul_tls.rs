@@ -1,11 +1,13 @@
 //! HTTPS to Consul: certificates are verified by default (against the system's
 //! roots, or the CA file given), skipping verification takes an explicit option,
-//! and a client certificate is presented to an agent that demands one.
+//! and a client certificate is presented to an agent that demands one. Watches,
+//! whose blocking queries run on connections of their own, verify and present
+//! the same way.
 
 use std::time::Duration;
 
 use micro_consul::ConsulOptions;
-use micro_registry::{Error, Node, RegisterOptions, Registry, ServiceRecord};
+use micro_registry::{Action, Error, Node, RegisterOptions, Registry, ServiceRecord, WatchOptions};
 use micro_tests::harness::consul::{AgentOptions, ConsulAgent};
 
 fn svc(id: &str) -> ServiceRecord {
@@ -110,4 +112,54 @@ async fn client_certificate_is_presented() {
         .build()
         .unwrap();
     round_trip(&with_cert, "tls-client").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_verify_and_present_certificates() {
+    let agent = ConsulAgent::start_with(AgentOptions::new().tls().verify_clients()).await;
+    let https = agent.https_address().unwrap();
+    let (cert, key) = agent.client_cert().unwrap();
+    let reg = ConsulOptions::new()
+        .address(&https)
+        .ca_file(agent.ca_file().unwrap())
+        .client_cert(cert.clone(), key.clone())
+        .build()
+        .unwrap();
+    let mut w = reg
+        .watch(&WatchOptions::service("tls"))
+        .await
+        .expect("watch over https with a client certificate");
+    reg.register(
+        &svc("tls-watched"),
+        &RegisterOptions::ttl(Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(20), w.next())
+        .await
+        .expect("an event within 20 s")
+        .unwrap();
+    assert_eq!(ev.action, Action::Create);
+    assert_eq!(ev.service.nodes[0].id, "tls-watched");
+    reg.deregister(&svc("tls-watched")).await.unwrap();
+
+    // A CA that did not sign the agent's certificate: the watch does not start.
+    let other = ConsulAgent::start_with(AgentOptions::new().tls()).await;
+    let wrong_ca = ConsulOptions::new()
+        .address(&https)
+        .ca_file(other.ca_file().unwrap())
+        .client_cert(cert, key)
+        .build()
+        .unwrap();
+    let err = wrong_ca
+        .watch(&WatchOptions::service("tls"))
+        .await
+        .err()
+        .expect("a watch through an unverified agent fails");
+    println!("watch with the wrong CA: {err}");
+    assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    assert!(
+        err.to_string().to_ascii_lowercase().contains("certificate"),
+        "{err}"
+    );
 }

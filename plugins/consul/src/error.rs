@@ -71,6 +71,21 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// A blocking query on a watch's own connection got no answer: the agent
+    /// could not be reached (`connecting`), the connection failed or closed, the
+    /// answer was malformed or over a limit, or it did not come in time
+    /// (`timed_out`).
+    #[error("request to {url} failed: {reason}")]
+    Connection {
+        /// The URL requested (without query).
+        url: String,
+        /// What went wrong.
+        reason: String,
+        /// Whether no connection could be made (TCP connect or TLS handshake).
+        connecting: bool,
+        /// Whether the request timed out.
+        timed_out: bool,
+    },
     /// Consul's answer could not be decoded.
     #[error("malformed answer from {url}: {reason}")]
     Decode {
@@ -92,7 +107,21 @@ impl Error {
 
     /// Whether the request timed out.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Request { source, .. } if source.is_timeout())
+        match self {
+            Error::Request { source, .. } => source.is_timeout(),
+            Error::Connection { timed_out, .. } => *timed_out,
+            _ => false,
+        }
+    }
+
+    /// Whether the agent could not be reached at all (so another address may be
+    /// tried).
+    pub(crate) fn is_unreachable(&self) -> bool {
+        match self {
+            Error::Request { source, .. } => source.is_connect(),
+            Error::Connection { connecting, .. } => *connecting,
+            _ => false,
+        }
     }
 
     /// Whether Consul answered with this HTTP status.

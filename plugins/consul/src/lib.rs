@@ -104,7 +104,17 @@
 //!
 //! # HTTP and TLS: why not `rs-consul`
 //!
-//! All calls go through one pooled `reqwest` client. The `rs-consul` crate was
+//! Calls go through one pooled `reqwest` client, which keeps at most two idle
+//! connections to the agent: hyper's read buffer grows to the largest answer a
+//! connection has read (tens of KB for a service's health) and stays, so every
+//! idle connection kept costs that much; more concurrent calls open more
+//! connections, closed after use. Each stream of blocking queries (a watched
+//! service, or the two queries of a watch of everything) owns a connection of
+//! its own instead, written and read with `micro_transport::http::wire`, which
+//! keeps no buffer between answers: a waiting watch costs its socket, its task
+//! and the nodes it knows, about 0.9 KB per node of a ten-node service where a
+//! pooled connection cost 8 KB (docs/scale.md). It connects with the same
+//! address failover, token and TLS settings. The `rs-consul` crate was
 //! considered and not used for any call: it has no agent API (service register,
 //! deregister, TTL pass are what a registry does most), its health answers drop
 //! each instance's checks (so the "any critical check" rule cannot be applied

@@ -1,16 +1,22 @@
 //! The HTTP side: one pooled `reqwest` client, the agent addresses with failover,
 //! the token, query parameters and the mapping of Consul's answers to errors.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::HeaderValue;
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 
 use crate::convert::go_duration;
 use crate::{ConsulOptions, Error, tls};
+
+mod owned;
+
+pub(crate) use owned::Owned;
 
 /// The header carrying the ACL token.
 const TOKEN_HEADER: &str = "X-Consul-Token";
@@ -71,6 +77,9 @@ pub(crate) struct Client {
     token: Option<HeaderValue>,
     datacenter: Option<String>,
     timeout: Duration,
+    /// The TLS configuration for connections of our own (`Some` when an
+    /// address uses HTTPS).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Client {
@@ -84,12 +93,14 @@ impl Client {
         }
         let https = bases.iter().any(|u| u.scheme() == "https");
         let tls = tls::client_config(opts, https)?;
+        let own_tls = https.then(|| Arc::new(tls.clone()));
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(opts.timeout)
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(2)
             .build()
             .map_err(Error::Client)?;
         let token = match &opts.token {
@@ -108,6 +119,7 @@ impl Client {
             token,
             datacenter: opts.datacenter.clone(),
             timeout: opts.timeout,
+            tls: own_tls,
         })
     }
 
@@ -133,16 +145,24 @@ impl Client {
         q: Query,
         body: Option<Bytes>,
     ) -> Result<Reply, Error> {
+        self.failover(|at| self.send_to(&self.bases[at], method.clone(), path, q, body.clone()))
+            .await
+    }
+
+    /// Runs `attempt` on the current agent address and, while the agent cannot be
+    /// reached, on the next ones; the address that answered becomes current.
+    async fn failover<T, F, Fut>(&self, mut attempt: F) -> Result<T, Error>
+    where
+        F: FnMut(usize) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
         let n = self.bases.len();
         let start = self.current.load(Ordering::Relaxed);
         let mut last = None;
         for i in 0..n {
             let at = (start + i) % n;
-            match self
-                .send_to(&self.bases[at], method.clone(), path, q, body.clone())
-                .await
-            {
-                Err(e @ Error::Request { .. }) if is_connect(&e) && i + 1 < n => {
+            match attempt(at).await {
+                Err(e) if e.is_unreachable() && i + 1 < n => {
                     tracing::warn!(error = %e, "consul: agent unreachable, trying the next address");
                     last = Some(e);
                 }
@@ -168,6 +188,34 @@ impl Client {
         q: Query,
         body: Option<Bytes>,
     ) -> Result<Reply, Error> {
+        let (url, shown) = self.url(base, path, q)?;
+        let mut req = self.http.request(method, url).timeout(self.timeout_of(q));
+        if let Some(t) = &self.token {
+            req = req.header(TOKEN_HEADER, t.clone());
+        }
+        if let Some(b) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|source| Error::request(&shown, source))?;
+        let status = resp.status().as_u16();
+        let header = |name: &str| resp.headers().get(name).map(HeaderValue::as_bytes);
+        let index = parse_index(header(INDEX_HEADER));
+        let acl_deny = is_deny(header(ACL_POLICY_HEADER));
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|source| Error::request(&shown, source))?;
+        reply(shown, status, index, acl_deny, body)
+    }
+
+    /// The URL of `path` with the query `q` on agent `base`, and the URL shown in
+    /// errors (without the query).
+    fn url(&self, base: &Url, path: &[&str], q: Query) -> Result<(Url, String), Error> {
         let mut url = base.clone();
         {
             let mut segs = url.path_segments_mut().map_err(|()| Error::Address {
@@ -193,57 +241,50 @@ impl Client {
         if url.query() == Some("") {
             url.set_query(None);
         }
-        // A blocking query may legitimately take its wait time plus Consul's
-        // jitter (up to wait/16) before it answers.
-        let timeout = match q.block {
+        Ok((url, shown))
+    }
+
+    /// How long a request with query `q` may take: a blocking query may
+    /// legitimately take its wait time plus Consul's jitter (up to wait/16).
+    fn timeout_of(&self, q: Query) -> Duration {
+        match q.block {
             Some((_, wait)) => self.timeout + wait + wait / 16,
             None => self.timeout,
-        };
-        let mut req = self.http.request(method, url).timeout(timeout);
-        if let Some(t) = &self.token {
-            req = req.header(TOKEN_HEADER, t.clone());
         }
-        if let Some(b) = body {
-            req = req
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(b);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|source| Error::request(&shown, source))?;
-        let status = resp.status();
-        let index = resp
-            .headers()
-            .get(INDEX_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let acl_deny = resp
-            .headers()
-            .get(ACL_POLICY_HEADER)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"deny"));
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|source| Error::request(&shown, source))?;
-        if status.is_success() {
-            return Ok(Reply {
-                body,
-                index,
-                url: shown,
-                acl_deny,
-            });
-        }
-        Err(status_error(status, &body))
     }
 }
 
-fn is_connect(e: &Error) -> bool {
-    matches!(e, Error::Request { source, .. } if source.is_connect())
+/// The index of an answer, from its `X-Consul-Index` header.
+fn parse_index(value: Option<&[u8]>) -> Option<u64> {
+    std::str::from_utf8(value?).ok()?.trim().parse().ok()
+}
+
+/// Whether an `X-Consul-Default-Acl-Policy` header says `deny`.
+fn is_deny(value: Option<&[u8]>) -> bool {
+    value.is_some_and(|v| v.eq_ignore_ascii_case(b"deny"))
+}
+
+/// An answer as a [`Reply`], or the error its status means.
+fn reply(
+    url: String,
+    status: u16,
+    index: Option<u64>,
+    acl_deny: bool,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    if (200..300).contains(&status) {
+        return Ok(Reply {
+            body,
+            index,
+            url,
+            acl_deny,
+        });
+    }
+    Err(status_error(status, &body))
 }
 
 /// Turns an error answer into an [`Error`], recognising ACL refusals.
-fn status_error(status: StatusCode, body: &[u8]) -> Error {
+fn status_error(status: u16, body: &[u8]) -> Error {
     let mut message = String::from_utf8_lossy(body).trim().to_owned();
     if message.len() > 512 {
         let mut cut = 512;
@@ -254,21 +295,18 @@ fn status_error(status: StatusCode, body: &[u8]) -> Error {
         message.push('…');
     }
     let lower = message.to_ascii_lowercase();
-    if status == StatusCode::FORBIDDEN
-        || status == StatusCode::UNAUTHORIZED
+    if status == 403
+        || status == 401
         || lower.contains("permission denied")
         || lower.contains("acl not found")
     {
         return Error::PermissionDenied(if message.is_empty() {
-            status.to_string()
+            format!("http status {status}")
         } else {
             message
         });
     }
-    Error::Status {
-        status: status.as_u16(),
-        message,
-    }
+    Error::Status { status, message }
 }
 
 /// An agent address as a base URL: `host:port`, `host` (port 8500, as go-micro)
@@ -343,18 +381,15 @@ mod tests {
 
     #[test]
     fn acl_refusals_are_recognised() {
-        let e = status_error(StatusCode::FORBIDDEN, b"ACL not found");
+        let e = status_error(403, b"ACL not found");
         assert!(matches!(e, Error::PermissionDenied(_)));
         assert!(e.to_string().contains("permission denied"), "{e}");
-        let e = status_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            b"rpc error making call: Permission denied",
-        );
+        let e = status_error(500, b"rpc error making call: Permission denied");
         assert!(matches!(e, Error::PermissionDenied(_)));
-        let e = status_error(StatusCode::NOT_FOUND, b"Unknown service ID");
+        let e = status_error(404, b"Unknown service ID");
         assert!(e.is_status(404));
         let long = vec![b'x'; 2000];
-        let e = status_error(StatusCode::BAD_REQUEST, &long);
+        let e = status_error(400, &long);
         assert!(e.to_string().len() < 600);
     }
 }

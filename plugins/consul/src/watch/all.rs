@@ -62,13 +62,11 @@ impl AllWatch {
     ) -> Result<AllWatch, Error> {
         let mut catalog_state = Blocking::new(opts.watch_wait, opts.watch_min_interval);
         let mut checks_state = Blocking::new(opts.watch_wait, opts.watch_min_interval);
-        let reply = client
-            .get(&["catalog", "services"], catalog_state.query(false))
-            .await?;
+        let reply = catalog_state.get(&client, &["catalog", "services"]).await?;
         catalog_state.answered(reply.index);
         let catalog = parse_catalog(&reply)?;
-        let reply = client
-            .get(&["health", "state", "any"], checks_state.query(false))
+        let reply = checks_state
+            .get(&client, &["health", "state", "any"])
             .await?;
         checks_state.answered(reply.index);
         let checks = parse_checks(&reply)?;
@@ -92,7 +90,7 @@ impl AllWatch {
     }
 
     /// Runs until the watcher is gone.
-    pub(super) async fn run(mut self, tx: mpsc::Sender<WatchEvent>) {
+    pub(super) async fn run(mut self, tx: mpsc::Sender<Box<WatchEvent>>) {
         let mut catalog_q: Option<Pending> = None;
         let mut checks_q: Option<Pending> = None;
         loop {
@@ -258,7 +256,7 @@ async fn poll(
     path: &'static [&'static str],
 ) -> (Blocking, Result<Reply, Error>) {
     st.pace().await;
-    let res = client.get(path, st.query(false)).await;
+    let res = st.get(&client, path).await;
     (st, res)
 }
 

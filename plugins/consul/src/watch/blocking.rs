@@ -1,11 +1,13 @@
 //! The state of one stream of blocking queries: its index (handled as Consul's
-//! documentation asks), its pace, and its backoff after failures.
+//! documentation asks), its pace, its backoff after failures, and the connection
+//! it owns.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::client::Query;
+use crate::Error;
+use crate::client::{Client, Owned, Query, Reply};
 
 /// First pause after a failed query.
 const BACKOFF_START: Duration = Duration::from_millis(100);
@@ -23,6 +25,8 @@ pub(crate) struct Blocking {
     min_interval: Duration,
     last_start: Option<Instant>,
     failures: u32,
+    /// The stream's own connection (see [`Owned`]).
+    conn: Owned,
 }
 
 impl Blocking {
@@ -34,7 +38,16 @@ impl Blocking {
             min_interval,
             last_start: None,
             failures: 0,
+            conn: Owned::default(),
         }
+    }
+
+    /// Sends the next query of the stream (`GET /v1/<path...>`, blocking once an
+    /// index is known) on the stream's own connection. Record the outcome with
+    /// [`answered`](Self::answered) or [`failed`](Self::failed).
+    pub(crate) async fn get(&mut self, client: &Client, path: &[&str]) -> Result<Reply, Error> {
+        let q = self.query(false);
+        client.get_owned(&mut self.conn, path, q).await
     }
 
     /// Waits until the next query may start: at least `min_interval` after the

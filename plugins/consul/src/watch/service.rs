@@ -21,6 +21,16 @@ pub(super) async fn read(
     Ok((reply.index, instances(name, &reply)?))
 }
 
+/// The next query of the watch of `name`, on the stream's own connection.
+async fn next(
+    client: &Client,
+    state: &mut Blocking,
+    name: &str,
+) -> Result<(Option<u64>, Vec<Instance>), Error> {
+    let reply = state.get(client, &["health", "service", name]).await?;
+    Ok((reply.index, instances(name, &reply)?))
+}
+
 pub(super) struct ServiceWatch {
     client: Arc<Client>,
     name: String,
@@ -37,7 +47,7 @@ impl ServiceWatch {
     ) -> Result<ServiceWatch, Error> {
         let mut state = Blocking::new(opts.watch_wait, opts.watch_min_interval);
         state.pace().await;
-        let (index, inst) = read(&client, name, state.query(false)).await?;
+        let (index, inst) = next(&client, &mut state, name).await?;
         state.answered(index);
         Ok(ServiceWatch {
             client,
@@ -48,14 +58,14 @@ impl ServiceWatch {
     }
 
     /// Runs until the watcher is gone.
-    pub(super) async fn run(mut self, tx: mpsc::Sender<WatchEvent>) {
+    pub(super) async fn run(mut self, tx: mpsc::Sender<Box<WatchEvent>>) {
         loop {
             tokio::select! {
                 _ = self.state.pace() => {}
                 _ = tx.closed() => return,
             }
             let res = tokio::select! {
-                res = read(&self.client, &self.name, self.state.query(false)) => res,
+                res = next(&self.client, &mut self.state, &self.name) => res,
                 _ = tx.closed() => return,
             };
             match res {
