@@ -12,21 +12,38 @@ pub(crate) const USER_AGENT: &str = concat!("micro-rs/", env!("CARGO_PKG_VERSION
 /// `POST / HTTP/1.1`, `Host`, `User-Agent`, `Content-Length`, then the message
 /// headers.
 pub(crate) fn write_request(buf: &mut BytesMut, host: &str, header: &Header, body_len: usize) {
-    buf.extend_from_slice(b"POST / HTTP/1.1\r\nHost: ");
+    put_request(buf, "POST", "/", host, header, Some(body_len));
+}
+
+/// Writes a request head: request line, `Host`, `User-Agent`, `Content-Length`
+/// when there is a body, then `header` without framing headers.
+fn put_request(
+    buf: &mut BytesMut,
+    method: &str,
+    target: &str,
+    host: &str,
+    header: &Header,
+    body_len: Option<usize>,
+) {
+    buf.extend_from_slice(method.as_bytes());
+    buf.extend_from_slice(b" ");
+    buf.extend_from_slice(target.as_bytes());
+    buf.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     put_value(buf, host.as_bytes());
     buf.extend_from_slice(b"\r\nUser-Agent: ");
     put_value(
         buf,
         header.get("User-Agent").unwrap_or(USER_AGENT).as_bytes(),
     );
-    buf.extend_from_slice(b"\r\nContent-Length: ");
-    put_u64(buf, body_len as u64);
+    if let Some(n) = body_len {
+        buf.extend_from_slice(b"\r\nContent-Length: ");
+        put_u64(buf, n as u64);
+    }
     buf.extend_from_slice(b"\r\n");
     for (name, value) in header.iter() {
-        if is_request_framing(name) {
-            continue;
+        if !is_request_framing(name) {
+            put_header(buf, name, value);
         }
-        put_header(buf, name, value);
     }
     buf.extend_from_slice(b"\r\n");
 }
@@ -48,23 +65,7 @@ pub(crate) fn write_bodiless_request(
     if target.is_empty() || target.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err("the target is empty or holds a space or control character");
     }
-    buf.extend_from_slice(method.as_bytes());
-    buf.extend_from_slice(b" ");
-    buf.extend_from_slice(target.as_bytes());
-    buf.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-    put_value(buf, host.as_bytes());
-    buf.extend_from_slice(b"\r\nUser-Agent: ");
-    put_value(
-        buf,
-        header.get("User-Agent").unwrap_or(USER_AGENT).as_bytes(),
-    );
-    buf.extend_from_slice(b"\r\n");
-    for (name, value) in header.iter() {
-        if !is_request_framing(name) {
-            put_header(buf, name, value);
-        }
-    }
-    buf.extend_from_slice(b"\r\n");
+    put_request(buf, method, target, host, header, None);
     Ok(())
 }
 
