@@ -124,6 +124,12 @@ impl Error {
         }
     }
 
+    /// Whether the agent answered with an error status (other than an ACL
+    /// refusal): it was reached and said no, as opposed to not answering.
+    pub(crate) fn is_refusal(&self) -> bool {
+        matches!(self, Error::Status { .. })
+    }
+
     /// Whether Consul answered with this HTTP status.
     pub fn is_status(&self, status: u16) -> bool {
         matches!(self, Error::Status { status: s, .. } if *s == status)

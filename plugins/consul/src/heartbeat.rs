@@ -1,6 +1,7 @@
 //! The heartbeat of one node registered with a TTL check: passes the check when
 //! nobody did for half the TTL and registers the node again when the agent lost
-//! it.
+//! it (refused the pass). A pass that got no answer is tried again after a
+//! pause that doubles from 100 ms up to the interval.
 //!
 //! It is a safety net for owners that register less often than the TTL needs: a
 //! registration that passes the check (every 30 s for a server, a third of its
@@ -123,10 +124,20 @@ async fn run(
             continue;
         }
         let passed = client.put(&["agent", "check", "pass", &check], None).await;
-        let Err(pass_err) = passed else {
-            failures = 0;
-            beat.lock().last = Instant::now();
-            continue;
+        let pass_err = match passed {
+            Ok(_) => {
+                failures = 0;
+                beat.lock().last = Instant::now();
+                continue;
+            }
+            // The agent lost the node: register it again, below.
+            Err(e) if e.is_refusal() => e,
+            // No answer (or an ACL refusal): pass again after a pause, without
+            // adding a full registration to the load of an agent slow or away.
+            Err(e) => {
+                failed(&id, &mut failures, &e);
+                continue;
+            }
         };
         let body = beat.lock().body.clone();
         match client
@@ -138,14 +149,17 @@ async fn run(
                 failures = 0;
                 beat.lock().last = Instant::now();
             }
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                if failures == 1 {
-                    tracing::warn!(node = %id, error = %e, "consul: heartbeat failed; retrying");
-                } else {
-                    tracing::debug!(node = %id, failures, error = %e, "consul: heartbeat failed again");
-                }
-            }
+            Err(e) => failed(&id, &mut failures, &e),
         }
+    }
+}
+
+/// Counts a failed beat; logs the first of a series as a warning.
+fn failed(id: &str, failures: &mut u32, e: &crate::Error) {
+    *failures = failures.saturating_add(1);
+    if *failures == 1 {
+        tracing::warn!(node = %id, error = %e, "consul: heartbeat failed; retrying");
+    } else {
+        tracing::debug!(node = %id, failures, error = %e, "consul: heartbeat failed again");
     }
 }

@@ -45,14 +45,19 @@
 //!
 //! Registering an unchanged node again renews it: the TTL check is passed
 //! (`PUT /v1/agent/check/pass/service:<id>`), or without a TTL the agent is asked
-//! whether it still has the node. When that fails (an agent restarted in dev mode
-//! forgets everything) or the node changed, the full registration is sent again.
+//! whether it still has the node. When the agent refuses that (an agent restarted
+//! in dev mode forgets everything) or the node changed, the full registration is
+//! sent again. A renewal that gets no answer (a timeout, an agent that cannot be
+//! reached) fails as it is, for the caller to retry: a full registration is
+//! heavier for the agent, and an agent that does not answer is usually one that
+//! is already overloaded.
 //! Unlike go-micro, which remembers one state per service *name*, the state is kept
 //! per node id, so several nodes of one service in one process renew correctly.
 //!
 //! By default ([`ConsulOptions::heartbeat`]) a task per node with a TTL check also
 //! passes the check when nobody did for half the TTL and registers the node again
-//! if the agent lost it, so a node stays healthy even when its owner registers
+//! if the agent lost it (a pass without answer is passed again, after a pause
+//! doubling from 100 ms up to the interval), so a node stays healthy even when its owner registers
 //! less often than the TTL needs. An owner that registers often enough (a server:
 //! every 30 s with a 90 s TTL) keeps the heartbeat silent, so each node costs the
 //! agent one check update per register interval. [`deregister`](micro_registry::Registry::deregister) stops
@@ -108,7 +113,11 @@
 //! connections to the agent: hyper's read buffer grows to the largest answer a
 //! connection has read (tens of KB for a service's health) and stays, so every
 //! idle connection kept costs that much; more concurrent calls open more
-//! connections, closed after use. Each stream of blocking queries (a watched
+//! connections, closed after use, and at most [`ConsulOptions::max_requests`]
+//! (32 by default) are in flight at once: the agent refuses a client address
+//! more than 200 connections by default, and a process renewing thousands of
+//! nodes against a slow agent would otherwise open one per renewal waiting.
+//! Each stream of blocking queries (a watched
 //! service, or the two queries of a watch of everything) owns a connection of
 //! its own instead, written and read with `micro_transport::http::wire`, which
 //! keeps no buffer between answers: a waiting watch costs its socket, its task
@@ -141,5 +150,5 @@ mod tls;
 mod watch;
 
 pub use error::Error;
-pub use options::{ConsulOptions, DEFAULT_ADDRESS, HttpCheck};
+pub use options::{ConsulOptions, DEFAULT_ADDRESS, DEFAULT_MAX_REQUESTS, HttpCheck};
 pub use registry::ConsulRegistry;

@@ -8,6 +8,10 @@ use crate::{ConsulRegistry, Error};
 /// The address used when none is configured.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:8500";
 
+/// Requests one registry sends at once by default (see
+/// [`ConsulOptions::max_requests`]).
+pub const DEFAULT_MAX_REQUESTS: usize = 32;
+
 /// An HTTP health check Consul runs against every registered node (go-micro's
 /// `HTTPCheck` option).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +56,7 @@ pub struct ConsulOptions {
     pub(crate) watch_wait: Duration,
     pub(crate) watch_min_interval: Duration,
     pub(crate) heartbeat: bool,
+    pub(crate) max_requests: usize,
 }
 
 impl Default for ConsulOptions {
@@ -71,6 +76,7 @@ impl Default for ConsulOptions {
             watch_wait: Duration::from_secs(60),
             watch_min_interval: Duration::from_millis(100),
             heartbeat: true,
+            max_requests: DEFAULT_MAX_REQUESTS,
         }
     }
 }
@@ -92,6 +98,7 @@ impl std::fmt::Debug for ConsulOptions {
             .field("watch_wait", &self.watch_wait)
             .field("watch_min_interval", &self.watch_min_interval)
             .field("heartbeat", &self.heartbeat)
+            .field("max_requests", &self.max_requests)
             .finish()
     }
 }
@@ -285,6 +292,22 @@ impl ConsulOptions {
     /// again within each TTL (go-micro's behaviour). Default: true.
     pub fn heartbeat(mut self, on: bool) -> Self {
         self.heartbeat = on;
+        self
+    }
+
+    /// The most requests the registry has in flight at once, blocking queries
+    /// (which own a connection each, one per watched service) left aside. The
+    /// others wait their turn, within their timeout. Default:
+    /// [`DEFAULT_MAX_REQUESTS`], at least 1.
+    ///
+    /// Each request in flight holds a connection to the agent, and Consul
+    /// answers `429` to a client address with more than
+    /// `limits.http_max_conns_per_client` connections (200 by default, shared
+    /// by every process on the host): without a bound, a process renewing
+    /// thousands of registrations against a slow agent opens a connection per
+    /// waiting renewal and is then refused everything.
+    pub fn max_requests(mut self, n: usize) -> Self {
+        self.max_requests = n.max(1);
         self
     }
 

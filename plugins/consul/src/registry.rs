@@ -172,9 +172,15 @@ impl ConsulRegistry {
                     }
                     return Ok(());
                 }
-                Err(e) => {
-                    tracing::debug!(node = %node.id, error = %e, "consul: renewal failed; registering in full");
+                // The agent does not know the check (restarted, or it lost the
+                // node): register in full.
+                Err(e) if e.is_refusal() => {
+                    tracing::debug!(node = %node.id, error = %e, "consul: renewal refused; registering in full");
                 }
+                // No answer (timeout, unreachable) or an ACL refusal: a full
+                // registration would only add load to an agent already slow, and
+                // the caller retries.
+                Err(e) => return Err(e),
             }
         }
         let res = client
@@ -266,8 +272,10 @@ fn validate(service: &ServiceRecord) -> micro_registry::Result<()> {
 impl Registry for ConsulRegistry {
     /// Registers every node as a Consul agent service (go-micro registers only the
     /// first). An unchanged registration is renewed (TTL pass, or a check that the
-    /// agent still has it) and sent in full when the renewal fails. Every node is
-    /// tried; the first error is returned.
+    /// agent still has it) and sent in full when the agent refuses the renewal
+    /// (it lost the node); a renewal that got no answer fails as it is, without
+    /// a full registration to add to a slow agent's load. Every node is tried;
+    /// the first error is returned.
     async fn register(
         &self,
         service: &ServiceRecord,

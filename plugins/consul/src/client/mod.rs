@@ -10,6 +10,8 @@ use bytes::Bytes;
 use reqwest::header::HeaderValue;
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use crate::convert::go_duration;
 use crate::{ConsulOptions, Error, tls};
@@ -80,6 +82,10 @@ pub(crate) struct Client {
     /// The TLS configuration for connections of our own (`Some` when an
     /// address uses HTTPS).
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// One permit per pooled request in flight (see
+    /// [`ConsulOptions::max_requests`]).
+    gate: Semaphore,
+    max_requests: usize,
 }
 
 impl Client {
@@ -120,6 +126,8 @@ impl Client {
             datacenter: opts.datacenter.clone(),
             timeout: opts.timeout,
             tls: own_tls,
+            gate: Semaphore::new(opts.max_requests),
+            max_requests: opts.max_requests,
         })
     }
 
@@ -145,8 +153,40 @@ impl Client {
         q: Query,
         body: Option<Bytes>,
     ) -> Result<Reply, Error> {
-        self.failover(|at| self.send_to(&self.bases[at], method.clone(), path, q, body.clone()))
-            .await
+        // Waiting for a turn counts against the request's time.
+        let deadline = Instant::now() + self.timeout_of(q);
+        let permit = tokio::time::timeout_at(deadline, self.gate.acquire()).await;
+        let Ok(Ok(_permit)) = permit else {
+            let (_, shown) = self.url(self.base(), path, q)?;
+            return Err(Error::Connection {
+                url: shown,
+                reason: format!(
+                    "timed out waiting behind {} requests in flight",
+                    self.max_requests
+                ),
+                connecting: false,
+                timed_out: true,
+            });
+        };
+        // The first address gets what is left of the time; a next one, tried
+        // because the first could not be reached, its own full time.
+        let mut first = true;
+        self.failover(|at| {
+            let until = if std::mem::take(&mut first) {
+                deadline
+            } else {
+                Instant::now() + self.timeout_of(q)
+            };
+            self.send_to(
+                &self.bases[at],
+                method.clone(),
+                path,
+                q,
+                body.clone(),
+                until,
+            )
+        })
+        .await
     }
 
     /// Runs `attempt` on the current agent address and, while the agent cannot be
@@ -187,9 +227,11 @@ impl Client {
         path: &[&str],
         q: Query,
         body: Option<Bytes>,
+        deadline: Instant,
     ) -> Result<Reply, Error> {
         let (url, shown) = self.url(base, path, q)?;
-        let mut req = self.http.request(method, url).timeout(self.timeout_of(q));
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut req = self.http.request(method, url).timeout(left);
         if let Some(t) = &self.token {
             req = req.header(TOKEN_HEADER, t.clone());
         }

@@ -1,9 +1,10 @@
 //! Plain TCP helpers for Consul tests: a minimal HTTP client for the agent API and
-//! a request-counting proxy.
+//! a proxy that counts (and can hold) requests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,11 +50,21 @@ pub async fn http(
 }
 
 /// A TCP proxy in front of an HTTP server that counts the HTTP/1.1 requests going
-/// through it. Stops when dropped.
+/// through it, keeps their request lines, counts the client connections open at
+/// once, and can hold requests (read from the client, never passed on, so the
+/// client gets no answer). Stops when dropped.
 pub struct CountingProxy {
     addr: SocketAddr,
-    requests: Arc<AtomicUsize>,
+    state: Arc<State>,
     task: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct State {
+    requests: AtomicUsize,
+    lines: Mutex<Vec<String>>,
+    open: AtomicUsize,
+    held: AtomicBool,
 }
 
 impl CountingProxy {
@@ -61,51 +72,24 @@ impl CountingProxy {
     pub async fn start(target: SocketAddr) -> CountingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
-        let requests = Arc::new(AtomicUsize::new(0));
-        let count = requests.clone();
+        let state = Arc::new(State::default());
+        let shared = state.clone();
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
-                let count = count.clone();
+                let state = shared.clone();
+                state.open.fetch_add(1, Ordering::SeqCst);
                 conns.spawn(async move {
-                    let Ok(server) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let (mut cr, mut cw) = client.into_split();
-                    let (mut sr, mut sw) = server.into_split();
-                    let up = async {
-                        let mut buf = vec![0u8; 16 * 1024];
-                        let mut tail: Vec<u8> = Vec::new();
-                        loop {
-                            let n = match cr.read(&mut buf).await {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => n,
-                            };
-                            tail.extend_from_slice(&buf[..n]);
-                            count.fetch_add(count_marker(&tail), Ordering::SeqCst);
-                            let keep = tail.len().saturating_sub(MARKER.len() - 1);
-                            tail.drain(..keep);
-                            if sw.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                        let _ = sw.shutdown().await;
-                    };
-                    let down = async {
-                        let _ = tokio::io::copy(&mut sr, &mut cw).await;
-                        let _ = cw.shutdown().await;
-                    };
-                    tokio::join!(up, down);
+                    match TcpStream::connect(target).await {
+                        Ok(server) => relay(client, server, &state).await,
+                        Err(_) => _ = state.open.fetch_sub(1, Ordering::SeqCst),
+                    }
                 });
                 // Reap finished connections as we go.
                 while conns.try_join_next().is_some() {}
             }
         });
-        CountingProxy {
-            addr,
-            requests,
-            task,
-        }
+        CountingProxy { addr, state, task }
     }
 
     /// `127.0.0.1:<port>` of the proxy.
@@ -115,7 +99,35 @@ impl CountingProxy {
 
     /// HTTP requests seen so far.
     pub fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
+        self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// How many requests seen so far have a request line starting with
+    /// `prefix` (e.g. `"PUT /v1/agent/service/register"`).
+    pub fn requests_to(&self, prefix: &str) -> usize {
+        let lines = self.state.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines.iter().filter(|l| l.starts_with(prefix)).count()
+    }
+
+    /// The request lines seen so far (method and target), oldest first.
+    pub fn request_lines(&self) -> Vec<String> {
+        self.state
+            .lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Client connections open now (a connection counts until the client
+    /// closes its side).
+    pub fn open(&self) -> usize {
+        self.state.open.load(Ordering::SeqCst)
+    }
+
+    /// While `on`, what clients send is read and counted but not passed on: a
+    /// request gets no answer (the client times out).
+    pub fn hold(&self, on: bool) {
+        self.state.held.store(on, Ordering::SeqCst);
     }
 }
 
@@ -125,9 +137,94 @@ impl Drop for CountingProxy {
     }
 }
 
-/// The end of an HTTP/1.1 request line.
-const MARKER: &[u8] = b" HTTP/1.1\r\n";
+/// Copies both ways between `client` and `server` until either side closes,
+/// noting request lines on the way up.
+async fn relay(client: TcpStream, server: TcpStream, state: &State) {
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let up = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut parse = Parse::default();
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            note_requests(&buf[..n], &mut parse, state);
+            if state.held.load(Ordering::SeqCst) {
+                continue;
+            }
+            if sw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        // The client's side is closed: no longer open for it.
+        state.open.fetch_sub(1, Ordering::SeqCst);
+        let _ = sw.shutdown().await;
+    };
+    let down = async {
+        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        let _ = cw.shutdown().await;
+    };
+    tokio::join!(up, down);
+}
 
-fn count_marker(buf: &[u8]) -> usize {
-    buf.windows(MARKER.len()).filter(|w| *w == MARKER).count()
+/// Longest head line kept (longer ones are cut).
+const MAX_LINE: usize = 8 * 1024;
+
+/// Where the upstream byte stream is: in a request's head (the line so far,
+/// whether it is the head's first line, the body length announced) or in its
+/// body (bytes left). Bodies are framed by `Content-Length` (what the clients
+/// under test send).
+#[derive(Default)]
+struct Parse {
+    line: Vec<u8>,
+    in_head: bool,
+    length: usize,
+    body_left: usize,
+}
+
+/// Follows the requests in `data`, recording each request line.
+fn note_requests(data: &[u8], p: &mut Parse, state: &State) {
+    let mut rest = data;
+    while !rest.is_empty() {
+        if p.body_left > 0 {
+            let n = p.body_left.min(rest.len());
+            p.body_left -= n;
+            rest = &rest[n..];
+            continue;
+        }
+        let b = rest[0];
+        rest = &rest[1..];
+        if b != b'\n' {
+            if p.line.len() < MAX_LINE {
+                p.line.push(b);
+            }
+            continue;
+        }
+        let line =
+            String::from_utf8_lossy(p.line.strip_suffix(b"\r").unwrap_or(&p.line)).into_owned();
+        p.line.clear();
+        if !p.in_head {
+            if line.is_empty() {
+                continue;
+            }
+            p.in_head = true;
+            p.length = 0;
+            state.requests.fetch_add(1, Ordering::SeqCst);
+            let target = line.strip_suffix(" HTTP/1.1").unwrap_or(&line).to_owned();
+            state
+                .lines
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(target);
+        } else if line.is_empty() {
+            p.in_head = false;
+            p.body_left = p.length;
+        } else if let Some((name, value)) = line.split_once(':')
+            && name.trim().eq_ignore_ascii_case("content-length")
+        {
+            p.length = value.trim().parse().unwrap_or(0);
+        }
+    }
 }
