@@ -1,7 +1,9 @@
 //! The short form of the scale benchmark (`scripts/scale.sh`, `docs/scale.md`)
 //! in the test suite: the same harness (registrant processes, etcd's counters,
-//! the client cost) at N = 10 and N = 100 on one real etcd member, checked for
-//! sane, non-zero figures. Nothing here is timed against a goal.
+//! the client cost) at N = 10 and N = 100 on one real etcd member, and at N =
+//! 100 on Consul (a server agent and a client agent joined to it, where the
+//! registrants register), checked for sane, non-zero figures. Nothing here is
+//! timed against a goal.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -27,6 +29,7 @@ use std::time::Duration;
 use backend::{Backend, Kind, SETTLE};
 use fleet::{Bins, Fleet, Stack};
 use micro_tests::harness::etcd::init_tracing;
+use steady::Timers;
 
 /// Counts the heap, as the bench does (client cost).
 #[global_allocator]
@@ -34,6 +37,9 @@ static ALLOC: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, u
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 type Res<T> = Result<T, Error>;
+
+/// The heap counter is the process's: one test at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn quantile(v: &mut [Duration], p: f64) -> Duration {
     if v.is_empty() {
@@ -45,6 +51,7 @@ fn quantile(v: &mut [Duration], p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_harness_gives_sane_figures_at_10_and_100_nodes() {
+    let _one = ONE_AT_A_TIME.lock().await;
     init_tracing();
     let logs = tempfile::tempdir().expect("temp dir");
     let bins = Bins {
@@ -53,12 +60,13 @@ async fn scale_harness_gives_sane_figures_at_10_and_100_nodes() {
         logs: logs.path().to_path_buf(),
     };
     for n in [10, 100] {
-        let backend = Backend::start(Kind::Etcd1).await.expect("etcd");
+        let backend = Backend::start(Kind::Etcd1, n).await.expect("etcd");
         tokio::time::sleep(SETTLE).await;
-        let fleet = Fleet::start(Stack::Micro, &bins, &backend, n, 2)
+        let timers = Timers::of(Kind::Etcd1, n);
+        let fleet = Fleet::start(Stack::Micro, &bins, &backend, n, 2, timers)
             .await
             .expect("registrants");
-        let s = steady::measure(&backend, &fleet, Duration::from_secs(4))
+        let s = steady::measure(&backend, &fleet, Duration::from_secs(4), timers)
             .await
             .expect("steady state");
         let d = s.delta;
@@ -94,4 +102,50 @@ async fn scale_harness_gives_sane_figures_at_10_and_100_nodes() {
         );
         backend.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_layout_registers_through_client_agents() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    init_tracing();
+    let logs = tempfile::tempdir().expect("temp dir");
+    let bins = Bins {
+        registrant: PathBuf::from(env!("CARGO_BIN_EXE_scale-registrant")),
+        go_bench: None,
+        logs: logs.path().to_path_buf(),
+    };
+    let n = 100;
+    let backend = Backend::start(Kind::Consul, n).await.expect("consul");
+    assert_eq!(
+        backend.registrant_address().split(',').count(),
+        1,
+        "one client agent for 100 nodes"
+    );
+    assert_ne!(backend.registrant_address(), backend.address());
+    assert_eq!(backend.pids().len(), 1, "the server agent");
+    assert_eq!(backend.agent_pids().len(), 1, "one client agent");
+    tokio::time::sleep(SETTLE).await;
+    let timers = Timers::of(Kind::Consul, n);
+    assert_eq!(timers, Timers::default(), "10x at N = 100");
+    assert!(Timers::of(Kind::Consul, 10_000).scale < timers.scale);
+    let fleet = Fleet::start(Stack::Micro, &bins, &backend, n, 2, timers)
+        .await
+        .expect("registrants");
+    let s = steady::measure(&backend, &fleet, Duration::from_secs(4), timers)
+        .await
+        .expect("steady state");
+    println!("consul N={n}: {s:?}");
+    assert!(s.server_rss_kib > 1024 && s.agents_rss_kib > 1024, "{s:?}");
+    // One TTL pass per node per interval: 2 per node per minute at go-micro's
+    // timings, counted by the client agent that answered them.
+    let per_node = s.per_node_min(s.delta.keepalives, n);
+    assert!(
+        (1.0..4.0).contains(&per_node),
+        "{per_node} check updates per node per minute"
+    );
+    // What the registrants gave their client agent reached the server's catalog.
+    let c = client::measure(&backend, n).await.expect("client cost");
+    assert_eq!(c.nodes, n, "every node read from the server agent");
+    fleet.stop().await;
+    backend.stop().await;
 }

@@ -11,7 +11,7 @@ use tokio::process::Command;
 use crate::Res;
 use crate::backend::Backend;
 use crate::procs::{Child, cpu_secs, rss_kib};
-use micro_tests::harness::scale;
+use crate::steady::Timers;
 
 /// Which implementation holds the nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +50,7 @@ impl Fleet {
         backend: &Backend,
         n: usize,
         procs: usize,
+        timers: Timers,
     ) -> Res<Fleet> {
         let procs = procs.clamp(1, n);
         let mut children = Vec::new();
@@ -65,10 +66,10 @@ impl Fleet {
                 backend.kind().label()
             );
             let mut cmd = match stack {
-                Stack::Micro => rust_cmd(&bins.registrant, backend, start, count),
+                Stack::Micro => rust_cmd(&bins.registrant, backend, start, count, timers),
                 Stack::GoMicro => {
                     let bin = bins.go_bench.as_ref().ok_or("no go-micro bench peer")?;
-                    go_cmd(bin, backend, start, count)
+                    go_cmd(bin, backend, start, count, timers)
                 }
             };
             children.push(Child::spawn(&name, &bins.logs, &mut cmd)?);
@@ -137,7 +138,7 @@ impl Fleet {
     }
 }
 
-fn rust_cmd(bin: &Path, backend: &Backend, start: usize, count: usize) -> Command {
+fn rust_cmd(bin: &Path, backend: &Backend, start: usize, count: usize, t: Timers) -> Command {
     let mut cmd = Command::new(bin);
     cmd.arg("--registry")
         .arg(if backend.kind().is_etcd() {
@@ -146,19 +147,19 @@ fn rust_cmd(bin: &Path, backend: &Backend, start: usize, count: usize) -> Comman
             "consul"
         })
         .arg("--address")
-        .arg(backend.address())
+        .arg(backend.registrant_address())
         .arg("--start")
         .arg(start.to_string())
         .arg("--count")
         .arg(count.to_string())
         .arg("--ttl-ms")
-        .arg(scale::TTL.as_millis().to_string())
+        .arg(t.ttl().as_millis().to_string())
         .arg("--interval-ms")
-        .arg(scale::INTERVAL.as_millis().to_string());
+        .arg(t.interval().as_millis().to_string());
     cmd
 }
 
-fn go_cmd(bin: &Path, backend: &Backend, start: usize, count: usize) -> Command {
+fn go_cmd(bin: &Path, backend: &Backend, start: usize, count: usize, t: Timers) -> Command {
     let mut cmd = Command::new(bin);
     cmd.arg("scale")
         .arg("--registry")
@@ -168,14 +169,14 @@ fn go_cmd(bin: &Path, backend: &Backend, start: usize, count: usize) -> Command 
             "consul"
         })
         .arg("--registry_address")
-        .arg(backend.host_ports())
+        .arg(backend.registrant_address().replace("http://", ""))
         .arg("--start")
         .arg(start.to_string())
         .arg("--count")
         .arg(count.to_string())
         .arg("--register_ttl")
-        .arg(scale::TTL.as_secs().to_string())
+        .arg(t.ttl().as_secs().to_string())
         .arg("--register_interval")
-        .arg(scale::INTERVAL.as_secs().to_string());
+        .arg(t.interval().as_secs().to_string());
     cmd
 }

@@ -11,6 +11,7 @@ use crate::Res;
 use crate::backend::Kind;
 use crate::fleet::Stack;
 use crate::run::{Cell, Results};
+use crate::steady::Timers;
 
 /// Writes per node per minute of a lease-only design (go-zero's: one lease kept
 /// alive, a renewal every third of the TTL) with the server's 90 s TTL.
@@ -37,6 +38,28 @@ pub(crate) fn print(r: &Results) -> Res<()> {
         scale::TTL,
         scale::TIME_SCALE
     )?;
+    for c in &r.cells {
+        let t = c.steady.timers;
+        if t != Timers::default() {
+            writeln!(
+                o,
+                "  except {} on {} at N = {}: interval {:?}, TTL {:?} ({}x)",
+                c.stack.label(),
+                c.kind.label(),
+                c.n,
+                t.interval(),
+                t.ttl(),
+                t.scale
+            )?;
+        }
+    }
+    if r.cells.iter().any(|c| c.kind == Kind::Consul) {
+        writeln!(
+            o,
+            "consul: a server agent (where the bench's clients read) and one client agent per {} nodes, joined to it (the registrants spread their nodes over them); server CPU and RSS are the server agent's",
+            crate::backend::NODES_PER_AGENT
+        )?;
+    }
     steady_table(&mut o, &r.cells)?;
     client_table(&mut o, &r.cells)?;
     churn_table(&mut o, &r.cells)?;
@@ -106,6 +129,23 @@ fn steady_table(o: &mut String, cells: &[Cell]) -> Res<()> {
             s.fleet_cpu_pct,
             s.fleet_rss_kib as f64 / c.n as f64,
         )?;
+    }
+    let agents: Vec<&Cell> = cells.iter().filter(|c| c.kind == Kind::Consul).collect();
+    if !agents.is_empty() {
+        writeln!(
+            o,
+            "\nConsul client agents (the mesh's hosts' agents, apart from the server above):"
+        )?;
+        for c in agents {
+            writeln!(
+                o,
+                "  N={}: {} agents, CPU {:.1} %, RSS {:.1} MiB",
+                c.n,
+                c.n.div_ceil(crate::backend::NODES_PER_AGENT).max(1),
+                c.steady.agents_cpu_pct,
+                c.steady.agents_rss_kib as f64 / 1024.0
+            )?;
+        }
     }
     let stats: Vec<String> = cells
         .iter()
@@ -281,6 +321,18 @@ fn model(o: &mut String, r: &Results) -> Res<()> {
             };
             let rss = s.server_rss_kib as f64 + slope.max(0.0) * (NODES - hi.n as f64);
             let watch = hi.churn.map_or(String::from("-"), |ch| {
+                // A watcher that delivered under a tenth of the changes fell
+                // behind (it coalesces what changed between two answers): its
+                // bytes per event say nothing about a larger mesh.
+                if ch.all_events < ch.changes_per_sec / 10.0 {
+                    return format!(
+                        "fell behind at N = {}: {:.1} events/s for {:.1} changes/s, {:.2} MB/s",
+                        hi.n,
+                        ch.all_events,
+                        ch.changes_per_sec,
+                        ch.all_bytes / 1e6
+                    );
+                }
                 let per_event = if ch.all_events > 0.0 {
                     ch.all_bytes / ch.all_events
                 } else {

@@ -12,7 +12,7 @@ use crate::fanout::{self, Fanout};
 use crate::fleet::{Bins, Fleet, Stack};
 use crate::procs::Child;
 use crate::report;
-use crate::steady::{self, Steady};
+use crate::steady::{self, Steady, Timers};
 use crate::{Res, env_num, env_or};
 
 /// Every N the bench knows; `SCALE_MAX` cuts the list.
@@ -136,7 +136,7 @@ pub(crate) async fn run() -> Res<()> {
         }
     }
     eprintln!("scale: HTTP broker fan-out");
-    let backend = Backend::start(Kind::Etcd1).await?;
+    let backend = Backend::start(Kind::Etcd1, 1).await?;
     tokio::time::sleep(SETTLE).await;
     let mut fan = Vec::new();
     for subs in [1, 10, 100] {
@@ -165,10 +165,11 @@ async fn micro_cell(
     window: Duration,
     churn_window: Duration,
 ) -> Res<Cell> {
-    let backend = Backend::start(kind).await?;
+    let backend = Backend::start(kind, n).await?;
     tokio::time::sleep(SETTLE).await;
-    let mut fleet = Fleet::start(Stack::Micro, bins, &backend, n, procs).await?;
-    let steady = steady::measure(&backend, &fleet, window).await?;
+    let timers = Timers::of(kind, n);
+    let mut fleet = Fleet::start(Stack::Micro, bins, &backend, n, procs, timers).await?;
+    let steady = steady::measure(&backend, &fleet, window, timers).await?;
     let client = client::measure(&backend, n).await?;
     let churn = churn::measure(&backend, &mut fleet, churn_window).await?;
     let stats = fleet.stop().await;
@@ -189,10 +190,11 @@ async fn micro_cell(
 }
 
 async fn go_cell(bins: &Bins, kind: Kind, n: usize, procs: usize, window: Duration) -> Res<Cell> {
-    let backend = Backend::start(kind).await?;
+    let backend = Backend::start(kind, n).await?;
     tokio::time::sleep(SETTLE).await;
-    let fleet = Fleet::start(Stack::GoMicro, bins, &backend, n, procs).await?;
-    let steady = steady::measure(&backend, &fleet, window).await?;
+    let timers = Timers::of(kind, n);
+    let fleet = Fleet::start(Stack::GoMicro, bins, &backend, n, procs, timers).await?;
+    let steady = steady::measure(&backend, &fleet, window, timers).await?;
     let go_cache = go_cache(bins, &backend, n).await?;
     fleet.stop().await;
     backend.stop().await;

@@ -11,6 +11,10 @@
 //! timer starts at a random point of the interval, as servers started at
 //! different times do.
 //!
+//! With Consul, each address is an agent of its own (a host of the mesh, see
+//! the bench's layout) and node `i` registers on agent `i mod k`; with etcd the
+//! addresses are the cluster's members, used by one client.
+//!
 //! Prints `READY {"nodes":M,"failed":F}` once every node had its first
 //! registration. `SIGUSR1` starts churn: every second, the nodes taken down a
 //! second earlier register again and `--churn` (a fraction, default 0.01) of the
@@ -91,6 +95,7 @@ fn parse() -> Result<Args, String> {
 /// keeps its timer and the churn from overlapping).
 struct Sim {
     svc: ServiceRecord,
+    reg: Arc<dyn Registry>,
     up: Mutex<bool>,
 }
 
@@ -133,32 +138,37 @@ async fn main() -> ExitCode {
         }
     };
     let mut etcd = None;
-    let registry: Arc<dyn Registry> = match args.registry.as_str() {
+    let mut registries: Vec<Arc<dyn Registry>> = Vec::new();
+    match args.registry.as_str() {
         "etcd" => match EtcdRegistry::builder()
             .endpoints(args.address.split(','))
             .build()
         {
             Ok(r) => {
                 etcd = Some(r.clone());
-                Arc::new(r)
+                registries.push(Arc::new(r));
             }
             Err(e) => {
                 tracing::error!(error = %e, "bad etcd options");
                 return ExitCode::from(2);
             }
         },
-        "consul" => match ConsulOptions::new().address(&args.address).build() {
-            Ok(r) => Arc::new(r),
-            Err(e) => {
-                tracing::error!(error = %e, "bad consul options");
-                return ExitCode::from(2);
+        "consul" => {
+            for a in args.address.split(',') {
+                match ConsulOptions::new().address(a).build() {
+                    Ok(r) => registries.push(Arc::new(r)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "bad consul options");
+                        return ExitCode::from(2);
+                    }
+                }
             }
-        },
+        }
         other => {
             tracing::error!("unknown registry {other:?}");
             return ExitCode::from(2);
         }
-    };
+    }
     let (Ok(mut term), Ok(mut int), Ok(mut usr1), Ok(mut usr2)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -171,8 +181,10 @@ async fn main() -> ExitCode {
     let opts = RegisterOptions::ttl(args.ttl);
     let sims: Vec<Arc<Sim>> = (args.start..args.start + args.count)
         .map(|i| {
+            let reg = registries[i % registries.len()].clone();
             Arc::new(Sim {
-                svc: scale::record(i, registry.name()),
+                svc: scale::record(i, reg.name()),
+                reg,
                 up: Mutex::new(true),
             })
         })
@@ -183,18 +195,12 @@ async fn main() -> ExitCode {
     let gate = Arc::new(Semaphore::new(START_CONCURRENCY));
     let mut first = JoinSet::new();
     for s in &sims {
-        let (s, reg, opts, gate, failed) = (
-            s.clone(),
-            registry.clone(),
-            opts.clone(),
-            gate.clone(),
-            failed.clone(),
-        );
+        let (s, opts, gate, failed) = (s.clone(), opts.clone(), gate.clone(), failed.clone());
         first.spawn(async move {
             let Ok(_permit) = gate.acquire().await else {
                 return;
             };
-            if !register(reg.as_ref(), &s.svc, &opts).await {
+            if !register(s.reg.as_ref(), &s.svc, &opts).await {
                 failed.fetch_add(1, Ordering::Relaxed);
             }
         });
@@ -208,7 +214,7 @@ async fn main() -> ExitCode {
     // Each node's re-registration timer, started at a random point of the interval.
     let mut timers = JoinSet::new();
     for s in &sims {
-        let (s, reg, opts, every) = (s.clone(), registry.clone(), opts.clone(), args.interval);
+        let (s, opts, every) = (s.clone(), opts.clone(), args.interval);
         timers.spawn(async move {
             let offset = every.mul_f64(fastrand::f64());
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
@@ -217,7 +223,7 @@ async fn main() -> ExitCode {
                 tick.tick().await;
                 let up = s.up.lock().await;
                 if *up {
-                    register(reg.as_ref(), &s.svc, &opts).await;
+                    register(s.reg.as_ref(), &s.svc, &opts).await;
                 }
             }
         });
@@ -226,12 +232,7 @@ async fn main() -> ExitCode {
     let churning = Arc::new(AtomicBool::new(false));
     let (downs, ups) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let churn_task = {
-        let (sims, reg, opts, churning) = (
-            sims.clone(),
-            registry.clone(),
-            opts.clone(),
-            churning.clone(),
-        );
+        let (sims, opts, churning) = (sims.clone(), opts.clone(), churning.clone());
         let (downs, ups, rate) = (downs.clone(), ups.clone(), args.churn);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -242,7 +243,7 @@ async fn main() -> ExitCode {
                 tick.tick().await;
                 for s in down.drain(..) {
                     let mut up = s.up.lock().await;
-                    if register(reg.as_ref(), &s.svc, &opts).await {
+                    if register(s.reg.as_ref(), &s.svc, &opts).await {
                         ups.fetch_add(1, Ordering::Relaxed);
                     }
                     *up = true;
@@ -260,7 +261,7 @@ async fn main() -> ExitCode {
                     if !*up {
                         continue;
                     }
-                    if reg.deregister(&s.svc).await.is_ok() {
+                    if s.reg.deregister(&s.svc).await.is_ok() {
                         downs.fetch_add(1, Ordering::Relaxed);
                     }
                     *up = false;

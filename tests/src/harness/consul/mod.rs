@@ -60,6 +60,8 @@ pub struct AgentOptions {
     tls: bool,
     verify_clients: bool,
     prometheus: bool,
+    /// A client agent joining the server agent whose Serf LAN port this is.
+    join: Option<u16>,
 }
 
 impl AgentOptions {
@@ -87,6 +89,14 @@ impl AgentOptions {
     /// process of a benchmark's mesh connects from 127.0.0.1).
     pub fn prometheus(mut self) -> Self {
         self.prometheus = true;
+        self
+    }
+
+    /// A client agent (not `-dev`, no server) that joins `server`'s
+    /// datacenter: what each host of a mesh runs. Its registrations reach the
+    /// server's catalog through its anti-entropy sync.
+    pub fn join(mut self, server: &ConsulAgent) -> Self {
+        self.join = Some(server.ports.serf_lan);
         self
     }
 
@@ -221,10 +231,19 @@ impl ConsulAgent {
         let log_path = self.dir.path().join(format!("consul-{}.log", self.starts));
         let log = std::fs::File::create(&log_path).expect("consul log file");
         let mut cmd = Command::new(consul_bin());
-        cmd.arg("agent")
-            .arg("-dev")
-            .arg("-node=micro-test")
-            .arg("-bind=127.0.0.1")
+        cmd.arg("agent");
+        match self.opts.join {
+            None => cmd.arg("-dev").arg("-node=micro-test"),
+            Some(serf) => cmd
+                .arg(format!("-node=micro-client-{}", self.ports.http))
+                .arg(format!(
+                    "-data-dir={}",
+                    self.dir.path().join("data").display()
+                ))
+                .arg(format!("-retry-join=127.0.0.1:{serf}"))
+                .arg("-disable-host-node-id"),
+        };
+        cmd.arg("-bind=127.0.0.1")
             .arg("-client=127.0.0.1")
             .arg(format!("-http-port={}", self.ports.http))
             .arg("-dns-port=-1")
