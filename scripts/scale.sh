@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the scale benchmark (docs/scale.md): how micro's cost grows from 10 to
-# 10 000 nodes on real etcd (one member and three) and a Consul agent, next to
-# go-micro v5. Installs what is missing (etcd, protoc, gnuplot), builds Consul
-# and the go-micro peers (cached under ~/.cache/micro), then runs
+# 10 000 nodes on real etcd (one member and three) and Consul (a server agent
+# and a client agent per 1 000 nodes), next to go-micro v5. Installs what is
+# missing (etcd, protoc, gnuplot), builds Consul and the go-micro peers (cached
+# under ~/.cache/micro), then runs
 # `cargo bench -p micro-tests --bench scale`, which prints tables and one
 # `target ... met|missed` line per goal, and writes report.txt, data.tsv and
 # PNG plots to $SCALE_OUT.

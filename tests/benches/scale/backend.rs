@@ -1,4 +1,5 @@
-//! The registry servers: etcd (one member, three members) and a Consul dev agent,
+//! The registry servers: etcd (one member, three members) and Consul (a dev server
+//! agent and one client agent per 1 000 nodes joined to it),
 //! started fresh for each measurement, with their counters, CPU time and RSS.
 
 use std::collections::BTreeMap;
@@ -21,7 +22,7 @@ pub(crate) enum Kind {
     Etcd1,
     /// Three etcd members.
     Etcd3,
-    /// A Consul dev agent (server and agent in one process).
+    /// A Consul dev server agent and client agents joined to it.
     Consul,
 }
 

@@ -2,8 +2,8 @@
 //! on real registry servers, next to go-micro v5. Run it through
 //! `bash scripts/scale.sh`; method and results are in `docs/scale.md`.
 //!
-//! For each registry (etcd as one member and as three, a Consul dev agent, each
-//! started fresh for every N) and each N (10, 100, 1 000 and 10 000 nodes in
+//! For each registry (etcd as one member and as three, Consul as a server agent
+//! with a client agent per 1 000 nodes, each started fresh for every N) and each N (10, 100, 1 000 and 10 000 nodes in
 //! N / 10 services, see `micro_tests::harness::scale`), separate
 //! `scale-registrant` processes hold the nodes through the public registry API on
 //! a server's schedule with timers ten times faster than go-micro's (interval
