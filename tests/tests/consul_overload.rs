@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use micro_consul::ConsulRegistry;
 use micro_registry::{Error, Node, RegisterOptions, Registry, ServiceRecord};
 use micro_tests::harness::consul::{ConsulAgent, CountingProxy, http};
 use micro_tests::harness::wait_until;
@@ -36,6 +37,16 @@ async fn agent_services(agent: &ConsulAgent) -> Vec<String> {
 }
 
 type Calls = tokio::task::JoinSet<micro_registry::Result<()>>;
+
+/// `n` registrations at once, of services `<prefix>-<i>`.
+fn register_many(reg: &ConsulRegistry, prefix: &str, n: usize) -> Calls {
+    let mut calls = Calls::new();
+    for i in 0..n {
+        let (reg, name) = (reg.clone(), format!("{prefix}-{i}"));
+        calls.spawn(async move { reg.register(&svc(&name), &RegisterOptions::default()).await });
+    }
+    calls
+}
 
 /// Waits (at most 20 s) for every call, sampling the connections open through
 /// the proxy: their peak and the calls' results. Three in flight can show as
@@ -77,15 +88,7 @@ async fn requests_in_flight_are_bounded() {
     // Twelve registrations at once to an agent that does not answer: three
     // connections, the rest wait for a turn and time out within the timeout.
     proxy.hold(true);
-    let mut calls = tokio::task::JoinSet::new();
-    for i in 0..12 {
-        let reg = reg.clone();
-        calls.spawn(async move {
-            reg.register(&svc(&format!("held-{i}")), &RegisterOptions::default())
-                .await
-        });
-    }
-    let (peak, results) = watch_open(&proxy, calls).await;
+    let (peak, results) = watch_open(&proxy, register_many(&reg, "held", 12)).await;
     for res in results {
         assert!(
             matches!(res, Err(Error::Timeout { .. })),
@@ -100,15 +103,7 @@ async fn requests_in_flight_are_bounded() {
 
     // Answered again: thirty at once all land, three at a time.
     proxy.hold(false);
-    let mut calls = tokio::task::JoinSet::new();
-    for i in 0..30 {
-        let reg = reg.clone();
-        calls.spawn(async move {
-            reg.register(&svc(&format!("ok-{i}")), &RegisterOptions::default())
-                .await
-        });
-    }
-    let (peak, results) = watch_open(&proxy, calls).await;
+    let (peak, results) = watch_open(&proxy, register_many(&reg, "ok", 30)).await;
     for res in results {
         res.expect("registration through an agent that answers");
     }

@@ -23,7 +23,7 @@ mod procs;
 #[path = "../benches/scale/steady.rs"]
 mod steady;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use backend::{Backend, Kind, SETTLE};
@@ -49,16 +49,21 @@ fn quantile(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
 }
 
+/// The registrant binary, no go-micro peer, logs in `logs`.
+fn bins(logs: &Path) -> Bins {
+    Bins {
+        registrant: PathBuf::from(env!("CARGO_BIN_EXE_scale-registrant")),
+        go_bench: None,
+        logs: logs.to_path_buf(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_harness_gives_sane_figures_at_10_and_100_nodes() {
     let _one = ONE_AT_A_TIME.lock().await;
     init_tracing();
     let logs = tempfile::tempdir().expect("temp dir");
-    let bins = Bins {
-        registrant: PathBuf::from(env!("CARGO_BIN_EXE_scale-registrant")),
-        go_bench: None,
-        logs: logs.path().to_path_buf(),
-    };
+    let bins = bins(logs.path());
     for n in [10, 100] {
         let backend = Backend::start(Kind::Etcd1, n).await.expect("etcd");
         tokio::time::sleep(SETTLE).await;
@@ -109,11 +114,7 @@ async fn consul_layout_registers_through_client_agents() {
     let _one = ONE_AT_A_TIME.lock().await;
     init_tracing();
     let logs = tempfile::tempdir().expect("temp dir");
-    let bins = Bins {
-        registrant: PathBuf::from(env!("CARGO_BIN_EXE_scale-registrant")),
-        go_bench: None,
-        logs: logs.path().to_path_buf(),
-    };
+    let bins = bins(logs.path());
     let n = 100;
     let backend = Backend::start(Kind::Consul, n).await.expect("consul");
     assert_eq!(
