@@ -89,8 +89,12 @@
 //! blocks on two queries whatever the number of services, `/v1/catalog/services`
 //! and `/v1/health/state/any`, and reads again the services a change points at, so
 //! it costs two long-lived requests rather than one per service (Consul limits the
-//! connections per client, 200 by default). It reports the agent's own `consul` service
-//! like any other.
+//! connections per client, 200 by default). A change neither query pins to a service
+//! (an instance without checks, a new port with the same tags and checks) is found by
+//! reading every service again, at most once per
+//! [`ConsulOptions::watch_full_read_interval`] (1 s) and a tenth of the watch's time;
+//! the restart of a node with a check is pinned, and costs a read of its service. It
+//! reports the agent's own `consul` service like any other.
 //!
 //! Each answer is compared with the previous one and turned into per-node events,
 //! like the other registries: `Create`, `Update`, `Delete`, a node that turned

@@ -55,6 +55,7 @@ pub struct ConsulOptions {
     pub(crate) timeout: Duration,
     pub(crate) watch_wait: Duration,
     pub(crate) watch_min_interval: Duration,
+    pub(crate) watch_full_read_interval: Duration,
     pub(crate) heartbeat: bool,
     pub(crate) max_requests: usize,
 }
@@ -75,6 +76,7 @@ impl Default for ConsulOptions {
             timeout: Duration::from_secs(10),
             watch_wait: Duration::from_secs(60),
             watch_min_interval: Duration::from_millis(100),
+            watch_full_read_interval: Duration::from_secs(1),
             heartbeat: true,
             max_requests: DEFAULT_MAX_REQUESTS,
         }
@@ -97,6 +99,7 @@ impl std::fmt::Debug for ConsulOptions {
             .field("timeout", &self.timeout)
             .field("watch_wait", &self.watch_wait)
             .field("watch_min_interval", &self.watch_min_interval)
+            .field("watch_full_read_interval", &self.watch_full_read_interval)
             .field("heartbeat", &self.heartbeat)
             .field("max_requests", &self.max_requests)
             .finish()
@@ -282,6 +285,19 @@ impl ConsulOptions {
     /// Default: 100 ms.
     pub fn watch_min_interval(mut self, d: Duration) -> Self {
         self.watch_min_interval = d;
+        self
+    }
+
+    /// The shortest time between two full re-reads of a watch of all services.
+    /// Such a watch reads again only the services a change is pinned to; a
+    /// change that neither of its two queries pins to a service (an instance
+    /// without checks, a new port with the same tags and checks) is found by
+    /// reading every service again, which it then does after this interval
+    /// (and after at least nine times the last full re-read's duration, so
+    /// they take at most a tenth of its time). A longer interval costs a large
+    /// datacenter less and reports those rare changes later. Default: 1 s.
+    pub fn watch_full_read_interval(mut self, d: Duration) -> Self {
+        self.watch_full_read_interval = d;
         self
     }
 

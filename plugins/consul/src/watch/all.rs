@@ -12,11 +12,22 @@
 //! services whose catalog tags changed or that appeared or disappeared, and services
 //! with a check modified after the previous answer's index (or removed). Since
 //! those reads happen after the answer, a change they already saw is simply seen
-//! twice, and a change after them has a later index that the next answer shows. A
-//! catalog change the tag lists do not show (an instance added with the same tags,
-//! a new port) and a change of a node-level check (such as `serfHealth`) cannot be
-//! pinned to a service, so then every service is read again, as after a failed or
-//! reset query. A service whose read fails is retried with backoff.
+//! twice, and a change after them has a later index that the next answer shows.
+//!
+//! Most catalog changes do not show in the tag lists: an instance registered or
+//! deregistered beside others with the same tags, which is every restart in a
+//! go-micro mesh. Those are pinned by the checks query, which sees the instance's
+//! check appear or go. What neither answer pins (a new port with the same tags and
+//! checks, an instance without checks) needs every service read again. Reading
+//! them all on each such change made the watch cost O(services) requests per change
+//! (at 1 000 services and 1 % churn it never caught up), so a full re-read is owed
+//! and done no sooner than [`ConsulOptions::watch_full_read_interval`] (1 s) and
+//! nine times the last one's duration after the last one ([`FULL_READ_SHARE`]:
+//! at most a tenth of the watch's time). A node-level check (such as `serfHealth`)
+//! dirties the services with checks on that node and owes a full re-read too. A
+//! failed or reset checks query has nothing to compare with and reads everything at
+//! once. Reads of many services run [`PARALLEL_READS`] at a time; a service whose
+//! read fails is retried with backoff.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -26,12 +37,22 @@ use std::time::Duration;
 
 use micro_registry::WatchEvent;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::service::{log_failure, read};
 use super::{Blocking, Snapshot, deliver, diff, snapshot};
 use crate::api::HealthCheck;
 use crate::client::{Client, Query, Reply};
+use crate::health::Instance;
 use crate::{ConsulOptions, Error};
+
+/// Full re-reads may take at most this share of the watch's time: the next one
+/// starts no sooner than `(1 / share - 1)` times the last one's duration after it.
+pub(crate) const FULL_READ_SHARE: u32 = 10;
+/// Service reads at once when the watch reads many (the client's
+/// `max_requests` bounds all of its requests on top of this).
+pub(crate) const PARALLEL_READS: usize = 8;
 
 /// Catalog content: service name to its tags (sorted, without duplicates: Consul
 /// does not keep their order).
@@ -52,6 +73,14 @@ pub(super) struct AllWatch {
     /// Services whose last read failed, and how many times in a row.
     retry: BTreeSet<String>,
     retry_failures: u32,
+    /// A change no answer pinned to services: every service is to be read again.
+    full_owed: bool,
+    /// Everything is to be read at once (no checks answer to compare with).
+    full_now: bool,
+    /// The earliest start of the next owed full re-read.
+    next_full: Instant,
+    /// The least time between two full re-reads.
+    full_interval: Duration,
 }
 
 impl AllWatch {
@@ -71,10 +100,10 @@ impl AllWatch {
         checks_state.answered(reply.index);
         let checks = parse_checks(&reply)?;
         let checks_index = reply.index;
+        let started = Instant::now();
         let mut snaps = BTreeMap::new();
-        for name in catalog.keys() {
-            let (_, inst) = read(&client, name, Query::read(false)).await?;
-            snaps.insert(name.clone(), snapshot(inst));
+        for (name, res) in read_many(&client, catalog.keys().cloned().collect()).await {
+            snaps.insert(name, snapshot(res?));
         }
         Ok(AllWatch {
             client,
@@ -86,6 +115,10 @@ impl AllWatch {
             snaps,
             retry: BTreeSet::new(),
             retry_failures: 0,
+            full_owed: false,
+            full_now: false,
+            next_full: next_full_after(started, opts.watch_full_read_interval),
+            full_interval: opts.watch_full_read_interval,
         })
     }
 
@@ -113,10 +146,12 @@ impl AllWatch {
                     return;
                 };
                 let retry_in = (!self.retry.is_empty()).then(|| retry_delay(self.retry_failures));
+                let full_at = self.full_owed.then_some(self.next_full);
                 tokio::select! {
                     (st, res) = cq => Woke::Catalog(st, res),
                     (st, res) = hq => Woke::Checks(st, res),
                     _ = sleep_opt(retry_in) => Woke::Retry,
+                    _ = sleep_until_opt(full_at) => Woke::Full,
                     _ = tx.closed() => return,
                 }
             };
@@ -148,12 +183,22 @@ impl AllWatch {
                     self.checks_state = Some(st);
                 }
                 Woke::Retry => {}
+                Woke::Full => self.full_now = true,
             }
             dirty.append(&mut self.retry);
+            let full = std::mem::take(&mut self.full_now);
+            if full {
+                dirty.extend(self.catalog.keys().cloned());
+                self.full_owed = false;
+            }
+            let started = Instant::now();
             let events = tokio::select! {
                 events = self.refresh(dirty) => events,
                 _ = tx.closed() => return,
             };
+            if full {
+                self.next_full = next_full_after(started, self.full_interval);
+            }
             if !deliver(&tx, events).await {
                 return;
             }
@@ -175,40 +220,45 @@ impl AllWatch {
                 .cloned(),
         );
         if dirty.is_empty() && moved {
-            // Something changed that the tag lists do not show.
-            dirty.extend(catalog.keys().cloned());
+            // Something changed that the tag lists do not show: the checks query
+            // pins most such changes; what it cannot, the owed re-read finds.
+            self.full_owed = true;
         }
         self.catalog = catalog;
         dirty
     }
 
     /// Applies a checks answer with index `index`; returns the services to read
-    /// again: those with a check modified after the previous answer, or removed.
+    /// again: those with a check modified after the previous answer, or removed,
+    /// and for a changed node-level check the services with checks on its node.
     fn checks_changed(&mut self, checks: Checks, index: Option<u64>) -> BTreeSet<String> {
         let mut dirty = BTreeSet::new();
-        let mut all = false;
+        let mut nodes = BTreeSet::new();
         match (self.checks_index, index) {
             (Some(prev), Some(now)) if now >= prev => {
-                for (service, modified) in checks.values() {
-                    if *modified > prev {
-                        all |= service.is_empty();
-                        dirty.insert(service.clone());
-                    }
-                }
-                for (key, (service, _)) in &self.checks {
-                    if !checks.contains_key(key) {
-                        all |= service.is_empty();
+                let changed = checks
+                    .iter()
+                    .filter(|(_, (_, modified))| *modified > prev)
+                    .chain(self.checks.iter().filter(|(k, _)| !checks.contains_key(*k)));
+                for ((node, _), (service, _)) in changed {
+                    if service.is_empty() {
+                        nodes.insert(node.clone());
+                    } else {
                         dirty.insert(service.clone());
                     }
                 }
             }
             // First answer after a failure, or the index went backwards: nothing
             // to compare with.
-            _ => all = true,
+            _ => self.full_now = true,
         }
-        dirty.remove("");
-        if all {
-            dirty.extend(self.catalog.keys().cloned());
+        if !nodes.is_empty() {
+            self.full_owed = true;
+            for ((node, _), (service, _)) in self.checks.iter().chain(checks.iter()) {
+                if !service.is_empty() && nodes.contains(node) {
+                    dirty.insert(service.clone());
+                }
+            }
         }
         self.checks = checks;
         self.checks_index = index;
@@ -218,21 +268,23 @@ impl AllWatch {
     /// Reads `dirty` services again and returns the events; services whose read
     /// fails are kept for a retry.
     async fn refresh(&mut self, dirty: BTreeSet<String>) -> Vec<WatchEvent> {
+        let (listed, gone): (Vec<String>, Vec<String>) = dirty
+            .into_iter()
+            .partition(|name| self.catalog.contains_key(name));
+        let mut answers = read_many(&self.client, listed).await;
+        answers.extend(gone.into_iter().map(|name| (name, Ok(Vec::new()))));
+        answers.sort_by(|a, b| a.0.cmp(&b.0));
         let mut events = Vec::new();
         let mut failed = false;
-        for name in dirty {
-            let new = if self.catalog.contains_key(&name) {
-                match read(&self.client, &name, Query::read(false)).await {
-                    Ok((_, inst)) => snapshot(inst),
-                    Err(e) => {
-                        failed = true;
-                        log_failure(&name, self.retry_failures + 1, &e);
-                        self.retry.insert(name);
-                        continue;
-                    }
+        for (name, res) in answers {
+            let new = match res {
+                Ok(inst) => snapshot(inst),
+                Err(e) => {
+                    failed = true;
+                    log_failure(&name, self.retry_failures + 1, &e);
+                    self.retry.insert(name);
+                    continue;
                 }
-            } else {
-                Snapshot::default()
             };
             let old = self.snaps.remove(&name).unwrap_or_default();
             events.extend(diff(&old, &new));
@@ -260,16 +312,75 @@ async fn poll(
     (st, res)
 }
 
+/// Reads `names`, at most [`PARALLEL_READS`] at once; answers in completion
+/// order. The reads stop when the returned future is dropped.
+async fn read_many(
+    client: &Arc<Client>,
+    names: Vec<String>,
+) -> Vec<(String, Result<Vec<Instance>, Error>)> {
+    let mut out = Vec::with_capacity(names.len());
+    let mut names = names.into_iter();
+    let mut reads = JoinSet::new();
+    let mut running = HashMap::new();
+    loop {
+        while reads.len() < PARALLEL_READS {
+            let Some(name) = names.next() else { break };
+            let (client, key) = (client.clone(), name.clone());
+            let id = reads
+                .spawn(async move { read(&client, &key, Query::read(false)).await })
+                .id();
+            running.insert(id, name);
+        }
+        let Some(done) = reads.join_next_with_id().await else {
+            return out;
+        };
+        let id = match &done {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        let Some(name) = running.remove(&id) else {
+            continue;
+        };
+        let res = match done {
+            Ok((_, res)) => res.map(|(_, inst)| inst),
+            // Only a panic ends a read task early; the name is retried.
+            Err(e) => Err(Error::Connection {
+                url: format!("/v1/health/service/{name}"),
+                reason: format!("service read task failed: {e}"),
+                connecting: false,
+                timed_out: false,
+            }),
+        };
+        out.push((name, res));
+    }
+}
+
+/// When the next owed full re-read may start, one that started at `started`
+/// having just ended: `interval` after its start, and nine times its duration
+/// after its end.
+fn next_full_after(started: Instant, interval: Duration) -> Instant {
+    let now = Instant::now();
+    (started + interval).max(now + now.duration_since(started) * (FULL_READ_SHARE - 1))
+}
+
 /// What woke the watch up.
 enum Woke {
     Catalog(Blocking, Result<Reply, Error>),
     Checks(Blocking, Result<Reply, Error>),
     Retry,
+    Full,
 }
 
 async fn sleep_opt(d: Option<Duration>) {
     match d {
         Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
