@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use micro_registry::{
-    Action, Cache, CacheOptions, Error, Node, RegisterOptions, Registry, ServiceRecord, WatchEvent,
+    Action, Cache, CacheOptions, Error, Node, RegisterOptions, Registry, ServiceRecord,
     WatchOptions, Watcher,
 };
-use micro_tests::harness::consul::ConsulAgent;
+use micro_tests::harness::consul::{ConsulAgent, expect_event, next_event};
 use micro_tests::harness::wait_until;
 
 fn svc(name: &str, version: &str, id: &str, port: u16) -> ServiceRecord {
@@ -22,41 +22,12 @@ fn svc(name: &str, version: &str, id: &str, port: u16) -> ServiceRecord {
     }
 }
 
-/// The next event, skipping those of the agent's own `consul` service (a dev
-/// agent registers it while it starts).
-async fn next(w: &mut Box<dyn Watcher>) -> WatchEvent {
-    loop {
-        let ev = tokio::time::timeout(Duration::from_secs(20), w.next())
-            .await
-            .expect("no watch event within 20 s")
-            .expect("watch failed");
-        if ev.service.name != "consul" {
-            return ev;
-        }
-    }
-}
-
-/// The next event, which must be `action` on node `id`.
-async fn expect(w: &mut Box<dyn Watcher>, action: Action, id: &str) -> WatchEvent {
-    let ev = next(w).await;
-    assert_eq!(
-        (
-            ev.action,
-            ev.service.nodes.len(),
-            ev.service.nodes[0].id.as_str()
-        ),
-        (action, 1, id),
-        "unexpected event {ev:?}"
-    );
-    ev
-}
-
 /// Collects events until every (action, id) in `want` was seen, in any order;
 /// anything else fails.
 async fn expect_set(w: &mut Box<dyn Watcher>, want: &[(Action, &str)]) {
     let mut left: Vec<(Action, String)> = want.iter().map(|(a, i)| (*a, i.to_string())).collect();
     while !left.is_empty() {
-        let ev = next(w).await;
+        let ev = next_event(w).await;
         let key = (ev.action, ev.service.nodes[0].id.clone());
         let at = left.iter().position(|k| *k == key);
         assert!(
@@ -81,44 +52,50 @@ async fn service_watch_reports_create_update_delete() {
 
     let a = svc("watched", "1", "a", 7301);
     reg.register(&a, &ttl).await.unwrap();
-    let ev = expect(&mut w, Action::Create, "a").await;
+    let ev = expect_event(&mut w, Action::Create, "a").await;
     assert_eq!(ev.service.version, "1");
     assert_eq!(ev.service.nodes[0].address, "127.0.0.1:7301");
 
     let mut a2 = a.clone();
     a2.nodes[0].metadata.insert("zone".into(), "z1".into());
     reg.register(&a2, &ttl).await.unwrap();
-    let ev = expect(&mut w, Action::Update, "a").await;
+    let ev = expect_event(&mut w, Action::Update, "a").await;
     assert_eq!(ev.service.nodes[0].metadata["zone"], "z1");
 
     let b = svc("watched", "1", "b", 7302);
     reg.register(&b, &ttl).await.unwrap();
-    expect(&mut w, Action::Create, "b").await;
+    expect_event(&mut w, Action::Create, "b").await;
 
     // A new version of a node: gone from the old version, new in the other.
     let b2 = svc("watched", "2", "b", 7302);
     reg.register(&b2, &ttl).await.unwrap();
     assert_eq!(
-        expect(&mut w, Action::Delete, "b").await.service.version,
+        expect_event(&mut w, Action::Delete, "b")
+            .await
+            .service
+            .version,
         "1"
     );
     assert_eq!(
-        expect(&mut w, Action::Create, "b").await.service.version,
+        expect_event(&mut w, Action::Create, "b")
+            .await
+            .service
+            .version,
         "2"
     );
 
     // Critical counts as gone; passing again as back.
     put(&agent, "/v1/agent/check/fail/service:a", None).await;
-    expect(&mut w, Action::Delete, "a").await;
+    expect_event(&mut w, Action::Delete, "a").await;
     reg.register(&a2, &ttl).await.unwrap();
-    expect(&mut w, Action::Create, "a").await;
+    expect_event(&mut w, Action::Create, "a").await;
 
     // Other services do not show up in this watch.
     reg.register(&svc("other", "1", "o", 7303), &ttl)
         .await
         .unwrap();
     reg.deregister(&b2).await.unwrap();
-    expect(&mut w, Action::Delete, "b").await;
+    expect_event(&mut w, Action::Delete, "b").await;
 
     w.stop();
     assert!(matches!(w.next().await, Err(Error::WatcherStopped)));
@@ -134,22 +111,22 @@ async fn all_services_watch_sees_new_services_and_node_checks() {
     reg.register(&svc("x", "1", "x-1", 7401), &ttl)
         .await
         .unwrap();
-    let ev = next(&mut w).await;
+    let ev = next_event(&mut w).await;
     assert_eq!((ev.action, ev.service.name.as_str()), (Action::Create, "x"));
     reg.register(&svc("y", "1", "y-1", 7402), &RegisterOptions::default())
         .await
         .unwrap();
-    expect(&mut w, Action::Create, "y-1").await;
+    expect_event(&mut w, Action::Create, "y-1").await;
     // Same tags as y-1 and no check: only the catalog's index moves.
     reg.register(&svc("y", "1", "y-2", 7403), &RegisterOptions::default())
         .await
         .unwrap();
-    expect(&mut w, Action::Create, "y-2").await;
+    expect_event(&mut w, Action::Create, "y-2").await;
     // A port change, same tags again.
     reg.register(&svc("y", "1", "y-2", 7404), &RegisterOptions::default())
         .await
         .unwrap();
-    let ev = expect(&mut w, Action::Update, "y-2").await;
+    let ev = expect_event(&mut w, Action::Update, "y-2").await;
     assert_eq!(ev.service.nodes[0].address, "127.0.0.1:7404");
 
     // A node-level check turning critical takes every service of the node away.
@@ -182,11 +159,11 @@ async fn all_services_watch_sees_new_services_and_node_checks() {
 
     // A service check turning critical, and a service going away.
     put(&agent, "/v1/agent/check/fail/service:x-1", None).await;
-    expect(&mut w, Action::Delete, "x-1").await;
+    expect_event(&mut w, Action::Delete, "x-1").await;
     reg.deregister(&svc("y", "1", "y-1", 7402)).await.unwrap();
-    expect(&mut w, Action::Delete, "y-1").await;
+    expect_event(&mut w, Action::Delete, "y-1").await;
     reg.deregister(&svc("y", "1", "y-2", 7404)).await.unwrap();
-    let ev = expect(&mut w, Action::Delete, "y-2").await;
+    let ev = expect_event(&mut w, Action::Delete, "y-2").await;
     assert_eq!(ev.service.name, "y");
 }
 

@@ -11,10 +11,8 @@
 use std::time::Duration;
 
 use micro_consul::ConsulRegistry;
-use micro_registry::{
-    Action, Node, RegisterOptions, Registry, ServiceRecord, WatchEvent, WatchOptions, Watcher,
-};
-use micro_tests::harness::consul::{ConsulAgent, CountingProxy};
+use micro_registry::{Action, Node, RegisterOptions, Registry, ServiceRecord, WatchOptions};
+use micro_tests::harness::consul::{ConsulAgent, CountingProxy, expect_event};
 
 const SERVICES: usize = 40;
 const ROUNDS: usize = 5;
@@ -32,30 +30,6 @@ fn svc(name: &str, id: &str, port: u16) -> ServiceRecord {
         }],
         ..Default::default()
     }
-}
-
-/// The next event that is not about the agent's own `consul` service.
-async fn next(w: &mut Box<dyn Watcher>) -> WatchEvent {
-    loop {
-        let ev = tokio::time::timeout(Duration::from_secs(20), w.next())
-            .await
-            .expect("no watch event within 20 s")
-            .expect("watch failed");
-        if ev.service.name != "consul" {
-            return ev;
-        }
-    }
-}
-
-async fn expect(w: &mut Box<dyn Watcher>, action: Action, id: &str) -> WatchEvent {
-    let ev = next(w).await;
-    let got = ev.service.nodes.first().map(|n| n.id.as_str());
-    assert_eq!(
-        (ev.action, got),
-        (action, Some(id)),
-        "unexpected event {ev:?}"
-    );
-    ev
 }
 
 fn reads(proxy: &CountingProxy) -> usize {
@@ -96,9 +70,9 @@ async fn a_node_restart_reads_its_service_not_the_datacenter() {
 
     for _ in 0..ROUNDS {
         writer.deregister(&two).await.unwrap();
-        expect(&mut w, Action::Delete, "c-2").await;
+        expect_event(&mut w, Action::Delete, "c-2").await;
         writer.register(&two, &ttl).await.unwrap();
-        expect(&mut w, Action::Create, "c-2").await;
+        expect_event(&mut w, Action::Create, "c-2").await;
     }
     let changes = 2 * ROUNDS;
     let spent = reads(&proxy) - baseline;
@@ -150,7 +124,7 @@ async fn a_change_no_answer_pins_is_found_by_the_owed_full_read() {
         .register(&svc("w0", "w0-2", 7700), &RegisterOptions::default())
         .await
         .unwrap();
-    let ev = expect(&mut w, Action::Create, "w0-2").await;
+    let ev = expect_event(&mut w, Action::Create, "w0-2").await;
     assert_eq!(ev.service.nodes[0].address, "127.0.0.1:7700");
     let spent = reads(&proxy) - before;
     println!("{spent} service reads to find a change no answer pinned");

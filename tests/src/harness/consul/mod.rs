@@ -6,6 +6,7 @@
 //! The binary comes from `MICRO_CONSUL_BIN`, else from `scripts/build-consul.sh`
 //! (built once per machine, then cached).
 
+mod events;
 mod net;
 mod registrant;
 
@@ -19,6 +20,7 @@ use tokio::process::Command;
 
 use super::{Proc, free_port, repo_root, wait_until};
 
+pub use events::{expect_event, next_event};
 pub use net::{CountingProxy, http};
 pub use registrant::Registrant;
 
