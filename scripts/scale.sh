@@ -16,7 +16,9 @@
 #   SCALE_CHURN_SECS   churn window (default 10)
 #   SCALE_GO           v5 (default) or none: skip go-micro
 #   SCALE_OUT          output directory (default docs/scale)
-# The short form takes about ten minutes on 2 cores once everything is built.
+# The short form took 456 s on 2 cores once everything was built (the bench
+# 424 s); a fresh machine first spends about 8.5 minutes installing and building
+# (Consul from source is most of it), cached for later runs and for the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
