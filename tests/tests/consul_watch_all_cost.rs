@@ -36,19 +36,28 @@ fn reads(proxy: &CountingProxy) -> usize {
     proxy.requests_to("GET /v1/health/service/")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_restart_reads_its_service_not_the_datacenter() {
+/// An agent, a counting proxy in front of it, and a registry writing to the
+/// agent directly that registered `SERVICES` services of one node each, with
+/// TTL checks.
+async fn datacenter() -> (ConsulAgent, CountingProxy, ConsulRegistry) {
     let agent = ConsulAgent::start().await;
     let proxy = CountingProxy::start(agent.http_addr()).await;
-    let writer = agent.options().heartbeat(false).build().unwrap();
+    let writer = agent.options().heartbeat(false).build().expect("registry");
     let ttl = RegisterOptions::ttl(Duration::from_secs(60));
     for i in 0..SERVICES {
         let port = 7500 + i as u16;
         writer
             .register(&svc(&format!("w{i}"), &format!("w{i}-1"), port), &ttl)
             .await
-            .unwrap();
+            .expect("register");
     }
+    (agent, proxy, writer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restart_reads_its_service_not_the_datacenter() {
+    let (agent, proxy, writer) = datacenter().await;
+    let ttl = RegisterOptions::ttl(Duration::from_secs(60));
     let (one, two) = (svc("churn", "c-1", 7600), svc("churn", "c-2", 7601));
     writer.register(&one, &ttl).await.unwrap();
     writer.register(&two, &ttl).await.unwrap();
@@ -91,19 +100,7 @@ async fn a_node_restart_reads_its_service_not_the_datacenter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_no_answer_pins_is_found_by_the_owed_full_read() {
-    let agent = ConsulAgent::start().await;
-    let proxy = CountingProxy::start(agent.http_addr()).await;
-    let writer = agent.options().heartbeat(false).build().unwrap();
-    let ttl = RegisterOptions::ttl(Duration::from_secs(60));
-    for i in 0..SERVICES {
-        writer
-            .register(
-                &svc(&format!("w{i}"), &format!("w{i}-1"), 7500 + i as u16),
-                &ttl,
-            )
-            .await
-            .unwrap();
-    }
+    let (agent, proxy, writer) = datacenter().await;
     let interval = Duration::from_secs(2);
     let watcher = agent
         .options()

@@ -47,8 +47,9 @@ use crate::client::{Client, Query, Reply};
 use crate::health::Instance;
 use crate::{ConsulOptions, Error};
 
-/// Full re-reads may take at most this share of the watch's time: the next one
-/// starts no sooner than `(1 / share - 1)` times the last one's duration after it.
+/// Full re-reads may take at most one part in this many of the watch's time: the
+/// next one starts no sooner than `FULL_READ_SHARE - 1` times the last one's
+/// duration after it ended.
 pub(crate) const FULL_READ_SHARE: u32 = 10;
 /// Service reads at once when the watch reads many (the client's
 /// `max_requests` bounds all of its requests on top of this).
